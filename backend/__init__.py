@@ -1,0 +1,28 @@
+"""The studio's backend: typed requests, the fal client wrapper, images and errors.
+
+Nothing here imports Gradio; the UI depends on this package, never the reverse.
+"""
+
+from backend.client import Fetching, Finished, ImageClient, Progress, Queued, Running, Submitted
+from backend.errors import StudioError
+from backend.keys import KeyChoice, choose_key
+from backend.schema import EditRequest, GenerationResult, ResultImage, TextToImageRequest
+from backend.settings import Settings
+
+__all__ = [
+    "EditRequest",
+    "Fetching",
+    "Finished",
+    "GenerationResult",
+    "ImageClient",
+    "KeyChoice",
+    "Progress",
+    "Queued",
+    "ResultImage",
+    "Running",
+    "Settings",
+    "StudioError",
+    "Submitted",
+    "TextToImageRequest",
+    "choose_key",
+]

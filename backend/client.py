@@ -1,0 +1,306 @@
+"""The one place that talks to fal: submit, follow the queue, fetch the images.
+
+`ImageClient.stream(request, key)` is an async generator of `Progress` events
+ending with `Finished(result)`. It uses `fal_client.AsyncClient(key=...)` (one
+per key, never the module-level shared client that caches the first key it
+saw), polls the queue itself so that it can report progress, keeps a deadline,
+and cancels the request at fal when the deadline passes or the caller is
+cancelled (the Stop button, a closed tab).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import fal_client
+import httpx
+
+from backend.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    ResultUnavailable,
+    ServiceUnavailable,
+    StudioError,
+    from_completed_error,
+    from_http_status,
+    redact,
+)
+from backend.keys import KeyChoice
+from backend.results import fetch_images
+from backend.schema import EditRequest, GenerationResult, TextToImageRequest, Timings
+from backend.settings import Settings
+
+log = logging.getLogger("studio.fal")
+
+T = TypeVar("T")
+Request = TextToImageRequest | EditRequest
+
+# Clients kept per key: reusing one keeps its TLS connections warm; the cap
+# bounds memory on a busy public Space with many visitors' keys.
+_MAX_CACHED_CLIENTS = 256
+
+
+# --- Progress: a small sum type the UI renders --------------------------------
+
+
+@dataclass(frozen=True)
+class Submitted:
+    request_id: str
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Queued:
+    request_id: str
+    position: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Running:
+    request_id: str
+    logs: tuple[str, ...]  # every log line so far
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Fetching:
+    request_id: str
+    count: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: GenerationResult
+
+
+Progress = Submitted | Queued | Running | Fetching | Finished
+
+
+class ImageClient:
+    """Runs requests against fal's queue with per-call keys and a deadline."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._clients: OrderedDict[str, fal_client.AsyncClient] = OrderedDict()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http: httpx.AsyncClient | None = None
+        _point_uploads_at(settings)
+
+    # -- clients -----------------------------------------------------------
+
+    def _client_for(self, key: str) -> fal_client.AsyncClient:
+        self._bind_loop()
+        client = self._clients.get(key)
+        if client is None:
+            client = fal_client.AsyncClient(
+                key=key, default_timeout=min(60.0, self._settings.request_timeout_s)
+            )
+            self._clients[key] = client
+            if len(self._clients) > _MAX_CACHED_CLIENTS:
+                # Dropping (not closing) is safe: a request still using it holds a reference.
+                self._clients.popitem(last=False)
+        else:
+            self._clients.move_to_end(key)
+        return client
+
+    def http(self) -> httpx.AsyncClient:
+        """The shared client that downloads fal's result files (no key sent)."""
+        self._bind_loop()
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(60.0, connect=10.0),
+                follow_redirects=True,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            )
+        return self._http
+
+    def _bind_loop(self) -> None:
+        # httpx and fal_client's clients belong to the loop that made them.
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._clients.clear()
+            self._http = None
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # -- running a request -------------------------------------------------
+
+    async def run(self, request: Request, key: KeyChoice) -> GenerationResult:
+        """Run to completion, ignoring progress."""
+        async for event in self.stream(request, key):
+            if isinstance(event, Finished):
+                return event.result
+        raise ResultUnavailable()  # pragma: no cover - stream always finishes or raises
+
+    async def stream(self, request: Request, key: KeyChoice) -> AsyncIterator[Progress]:
+        started = time.monotonic()
+        deadline = started + self._settings.request_timeout_s
+        arguments = request.to_arguments()
+        endpoint = request.endpoint
+        client = self._client_for(key.key)
+        handle: Any = None
+        try:
+            handle = await _within(deadline, client.submit(endpoint, arguments))
+            request_id: str = handle.request_id
+            log.info("submitted %s request %s (%s)", endpoint, request_id, key.source)
+            yield Submitted(request_id, time.monotonic() - started)
+
+            queued_until = running_since = time.monotonic()
+            seen_running = False
+            status: Any = None
+            while True:
+                status = await _within(deadline, handle.status(with_logs=True))
+                now = time.monotonic()
+                if isinstance(status, fal_client.Queued):
+                    queued_until = now
+                    yield Queued(request_id, status.position, now - started)
+                elif isinstance(status, fal_client.InProgress):
+                    if not seen_running:
+                        seen_running, running_since = True, now
+                    yield Running(request_id, _log_lines(status.logs), now - started)
+                elif isinstance(status, fal_client.Completed):
+                    if not seen_running:
+                        running_since = queued_until
+                    break
+                await _within(deadline, asyncio.sleep(self._settings.poll_interval_s))
+
+            completed_at = time.monotonic()
+            # On COMPLETED with an error, fetch the result anyway: that answer carries
+            # fal's real status and `detail` (a 422's list of what was wrong).
+            output = await _within(deadline, handle.get())
+            if status.error:
+                if _is_cancel_error(status.error):
+                    raise Cancelled()
+                raise from_completed_error(status.error, status.error_type)
+            images_json = output.get("images") if isinstance(output, dict) else None
+            if not isinstance(images_json, list) or not images_json:
+                raise ResultUnavailable(
+                    "fal finished but sent no images. Try again, or change the prompt.",
+                    detail=f"output without images: {str(output)[:200]}",
+                )
+            yield Fetching(request_id, len(images_json), time.monotonic() - started)
+            images, failures = await _within(
+                deadline,
+                fetch_images(
+                    self.http(),
+                    images_json,
+                    self._settings.results_dir / request_id,
+                    stem=f"gpt-image-{request_id[:8]}",
+                ),
+            )
+            if not images:
+                raise ResultUnavailable(
+                    "fal finished, but none of its images could be downloaded. Try again.",
+                    detail="; ".join(f.reason for f in failures),
+                )
+            finished_at = time.monotonic()
+            result = GenerationResult(
+                endpoint=endpoint,
+                request_id=request_id,
+                arguments=arguments,
+                images=images,
+                failures=failures,
+                timings=Timings(
+                    queued_s=running_since - started,
+                    running_s=completed_at - running_since,
+                    fetching_s=finished_at - completed_at,
+                    total_s=finished_at - started,
+                ),
+                key_source=key.source,
+                metrics=dict(getattr(status, "metrics", None) or {}),
+            )
+            log.info(
+                "finished %s in %.2fs: %d image(s), %d failed",
+                request_id,
+                result.timings.total_s if result.timings else 0.0,
+                len(images),
+                len(failures),
+            )
+            yield Finished(result)
+        except asyncio.CancelledError:
+            # The user pressed Stop or went away: don't leave fal working (and billing).
+            if handle is not None:
+                await _cancel_quietly(handle)
+                log.info("cancelled request %s at the user's request", handle.request_id)
+            raise
+        except _DeadlinePassed:
+            if handle is not None:
+                await _cancel_quietly(handle)
+            minutes = self._settings.request_timeout_s / 60
+            raise DeadlineExceeded(
+                f"The request took longer than {minutes:g} minutes and was cancelled at fal. "
+                "Try again later.",
+                detail=f"deadline {self._settings.request_timeout_s}s",
+            ) from None
+        except StudioError as exc:
+            log.warning("request failed: %s", redact(exc.detail or exc.message, key.key))
+            raise
+        except fal_client.client.FalClientHTTPError as exc:
+            error = from_http_status(exc.status_code, exc.message, exc.error_type)
+            log.warning("fal answered %s", redact(error.detail, key.key))
+            raise error from None
+        except (httpx.HTTPError, OSError) as exc:
+            log.warning("network trouble talking to fal: %s", redact(repr(exc), key.key))
+            raise ServiceUnavailable(
+                "Could not reach fal (network trouble). Check the connection and try again.",
+                detail=type(exc).__name__,
+            ) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            # A malformed or truncated answer: fal_client fails parsing it.
+            log.warning("unreadable answer from fal: %s", redact(repr(exc), key.key))
+            raise ServiceUnavailable(
+                "fal sent an answer that could not be read. Try again in a moment.",
+                detail=type(exc).__name__,
+            ) from None
+
+
+class _DeadlinePassed(Exception):
+    pass
+
+
+async def _within(deadline: float, awaitable: Awaitable[T]) -> T:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        raise _DeadlinePassed()
+    try:
+        return await asyncio.wait_for(awaitable, remaining)
+    except TimeoutError:
+        raise _DeadlinePassed() from None
+
+
+async def _cancel_quietly(handle: Any) -> None:
+    """Ask fal to cancel; shielded so a cancelled caller still sends it."""
+    try:
+        await asyncio.shield(asyncio.wait_for(handle.cancel(), 10))
+    except (Exception, asyncio.CancelledError) as exc:  # best effort: we are already failing
+        log.info("cancel of %s not confirmed: %s", handle.request_id, type(exc).__name__)
+
+
+def _log_lines(logs: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    return tuple(str(entry.get("message", "")) for entry in logs or [] if entry.get("message"))
+
+
+def _is_cancel_error(error: str) -> bool:
+    return "cancel" in str(error).lower()
+
+
+def _point_uploads_at(settings: Settings) -> None:
+    # fal_client reads these module globals at call time (see DESIGN.md).
+    if settings.fal_rest_url:
+        fal_client.client.REST_URL = settings.fal_rest_url.rstrip("/")
+    if settings.fal_cdn_url:
+        fal_client.client.CDN_URL = settings.fal_cdn_url.rstrip("/")

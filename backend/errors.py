@@ -1,0 +1,159 @@
+"""One error hierarchy for everything that can go wrong in a request.
+
+Every `StudioError` carries `message`: one short sentence for the person at the
+screen, saying what happened and what to do. `detail` keeps the technical part
+for the log. Neither ever holds a key (`redact` makes sure of that where text
+comes from outside).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+
+class StudioError(Exception):
+    """Base of all errors the UI and API show to users."""
+
+    #: What the UI shows when no more specific sentence applies.
+    default_message = "Something went wrong. Please try again."
+
+    def __init__(self, message: str | None = None, *, detail: str = "") -> None:
+        self.message = message or self.default_message
+        self.detail = detail
+        super().__init__(self.message)
+
+
+class InvalidInput(StudioError):
+    """The request was not sent: something in it would be refused."""
+
+    default_message = "Some input is not valid. Check the prompt and parameters."
+
+
+class MissingKey(StudioError):
+    default_message = (
+        "No fal API key is set. Paste your key into the 'fal API key' field, "
+        "or set FAL_KEY in the environment or a .env file and restart."
+    )
+
+
+class KeyRejected(StudioError):
+    default_message = (
+        "fal rejected the API key (it is wrong, revoked or out of credit). "
+        "Check the key at fal.ai/dashboard/keys and try again."
+    )
+
+
+class RequestRefused(StudioError):
+    """fal looked at the request and said no (422): input or content policy."""
+
+    default_message = "fal refused the request. Change the prompt or images and try again."
+
+
+class ContentPolicyRefusal(RequestRefused):
+    default_message = (
+        "The request was refused by the content policy. Rephrase the prompt or use other images."
+    )
+
+
+class RateLimited(StudioError):
+    default_message = "fal is rate-limiting this key. Wait a minute, then try again."
+
+
+class ServiceUnavailable(StudioError):
+    default_message = "fal could not be reached or had a problem. Try again in a moment."
+
+
+class DeadlineExceeded(StudioError):
+    default_message = "The request took too long and was cancelled at fal. Try again later."
+
+
+class Cancelled(StudioError):
+    default_message = "Stopped. The request was cancelled at fal."
+
+
+class ResultUnavailable(StudioError):
+    default_message = "fal finished but returned no usable image. Try again."
+
+
+_KEY_PATTERN = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:[0-9a-f]{32}", re.I
+)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove known secrets and anything shaped like a fal key from `text`."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[key]")
+    return _KEY_PATTERN.sub("[key]", text)
+
+
+def format_detail(detail: Any) -> str:
+    """fal's `detail` as one line: a string, or FastAPI's list of {loc, msg, type}."""
+    if detail is None:
+        return ""
+    if isinstance(detail, str):
+        return detail.strip()
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                loc = [str(p) for p in item.get("loc", []) if p != "body"]
+                msg = str(item.get("msg", "")).strip()
+                parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+            else:
+                parts.append(str(item))
+        return "; ".join(p for p in parts if p)
+    if isinstance(detail, dict):
+        if "msg" in detail or "message" in detail:
+            return str(detail.get("msg") or detail.get("message"))
+        return ", ".join(f"{k}: {v}" for k, v in detail.items())
+    return str(detail)
+
+
+def _looks_like_content_policy(detail: Any, error_type: str | None) -> bool:
+    text = f"{error_type or ''} {detail}".lower()
+    return any(
+        marker in text
+        for marker in ("content_policy", "content policy", "safety", "moderation", "nsfw")
+    )
+
+
+def from_http_status(status: int, detail: Any, error_type: str | None = None) -> StudioError:
+    """Map an HTTP failure from fal to the error a user should see."""
+    said = format_detail(detail)
+    technical = f"HTTP {status}" + (f" ({error_type})" if error_type else "") + f": {said}"
+    if status in (401, 403):
+        return KeyRejected(detail=technical)
+    if status == 422:
+        if _looks_like_content_policy(detail, error_type):
+            return ContentPolicyRefusal(detail=technical)
+        reason = f"fal refused the request: {said.rstrip('.')}. Change it and try again."
+        return RequestRefused(reason if said else None, detail=technical)
+    if status == 429:
+        return RateLimited(detail=technical)
+    if status in (408, 504) or (error_type or "").endswith("timeout"):
+        return ServiceUnavailable(
+            "fal took too long to answer. Try again in a moment.", detail=technical
+        )
+    if status >= 500:
+        return ServiceUnavailable(detail=technical)
+    if 400 <= status < 500:
+        reason = f"fal did not accept the request: {said.rstrip('.')}."
+        return RequestRefused(reason if said else None, detail=technical)
+    return ServiceUnavailable(detail=technical)
+
+
+def from_completed_error(error: Any, error_type: str | None) -> StudioError:
+    """A request fal reports as COMPLETED with an error, though its result fetched."""
+    said = format_detail(error)[:300]
+    technical = f"completed with error ({error_type or 'no type'}): {said}"
+    if _looks_like_content_policy(error, error_type):
+        return ContentPolicyRefusal(detail=technical)
+    return ServiceUnavailable(
+        f"fal could not finish the request ({said.rstrip('.')}). Try again in a moment."
+        if said
+        else None,
+        detail=technical,
+    )

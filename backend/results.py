@@ -1,0 +1,115 @@
+"""Bringing fal's result images home: downloaded in parallel, kept byte for byte.
+
+The bytes are saved exactly as fal made them (no re-encoding: the user's
+choice of png/jpeg/webp is what they download). Only URLs from fal's own
+answer are fetched, never one a visitor typed. One image that fails does not
+sink the others: it is reported as an `ImageFailure`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+from pathlib import Path
+from typing import Any
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from backend.schema import MIME_TYPES, ImageFailure, ResultImage
+
+# A 1536x1024 PNG is a few MB; anything near this cap is not an image we asked for.
+MAX_RESULT_BYTES = 64 * 1024 * 1024
+_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
+
+
+async def fetch_images(
+    http: httpx.AsyncClient, images_json: list[Any], dest: Path, *, stem: str
+) -> tuple[list[ResultImage], list[ImageFailure]]:
+    """Fetch every image fal listed, at once; return those that arrived and those that didn't."""
+    outcomes = await asyncio.gather(
+        *(
+            _fetch_one(http, entry, dest, f"{stem}-{index + 1}", index)
+            for index, entry in enumerate(images_json)
+        )
+    )
+    images = [o for o in outcomes if isinstance(o, ResultImage)]
+    failures = [o for o in outcomes if isinstance(o, ImageFailure)]
+    return images, failures
+
+
+async def _fetch_one(
+    http: httpx.AsyncClient, entry: Any, dest: Path, name: str, index: int
+) -> ResultImage | ImageFailure:
+    url = entry.get("url") if isinstance(entry, dict) else None
+    if not isinstance(url, str) or not url:
+        return ImageFailure(index, "fal listed an image without a URL")
+    try:
+        if url.startswith("data:"):
+            data = _decode_data_uri(url)
+            source_url = None
+        elif url.startswith(("https://", "http://")):
+            data = await _download(http, url)
+            source_url = url
+        else:
+            return ImageFailure(index, "fal listed an image at an unsupported address")
+        return await asyncio.to_thread(_save, data, dest, name, source_url)
+    except _FetchFailed as exc:
+        return ImageFailure(index, str(exc))
+    except httpx.HTTPError as exc:
+        return ImageFailure(index, f"download failed ({type(exc).__name__})")
+
+
+class _FetchFailed(Exception):
+    pass
+
+
+async def _download(http: httpx.AsyncClient, url: str) -> bytes:
+    async with http.stream("GET", url) as response:
+        if response.status_code != 200:
+            raise _FetchFailed(f"download failed (HTTP {response.status_code})")
+        chunks = []
+        total = 0
+        async for chunk in response.aiter_bytes():
+            total += len(chunk)
+            if total > MAX_RESULT_BYTES:
+                raise _FetchFailed("the image is larger than 64 MB")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode_data_uri(uri: str) -> bytes:
+    header, _, payload = uri.partition(",")
+    if ";base64" not in header:
+        raise _FetchFailed("fal sent an image data URI that is not base64")
+    if len(payload) > MAX_RESULT_BYTES * 4 // 3 + 4:
+        raise _FetchFailed("the image is larger than 64 MB")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise _FetchFailed("fal sent an image data URI that could not be decoded") from None
+
+
+def _save(data: bytes, dest: Path, name: str, source_url: str | None) -> ResultImage:
+    try:
+        # open() reads the header only: size and format without decoding pixels.
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = image.format or ""
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        raise _FetchFailed("the file fal sent is not a readable image") from None
+    extension = _EXTENSIONS.get(fmt, fmt.lower() or "bin")
+    dest.mkdir(parents=True, exist_ok=True)
+    path = dest / f"{name}.{extension}"
+    path.write_bytes(data)
+    content_type = MIME_TYPES.get("jpeg" if extension == "jpg" else extension, f"image/{extension}")
+    return ResultImage(
+        path=str(path),
+        content_type=content_type,
+        width=width,
+        height=height,
+        size_bytes=len(data),
+        source_url=source_url,
+    )

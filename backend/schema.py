@@ -1,0 +1,257 @@
+"""Typed requests and results for the two fal endpoints this app serves.
+
+The field names, choices, ranges and defaults mirror the contract in
+`shared/seeds/` exactly: a request object *is* the JSON fal receives. The
+checks here run before anything leaves the machine, so fal never gets a body it
+would refuse (the queue would accept it and only fail at result time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Self, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from backend.errors import InvalidInput
+
+TEXT_TO_IMAGE_ENDPOINT = "fal-ai/gpt-image-1.5"
+EDIT_ENDPOINT = "fal-ai/gpt-image-1.5/edit"
+
+ImageSize = Literal["1024x1024", "1536x1024", "1024x1536"]
+EditImageSize = Literal["auto", "1024x1024", "1536x1024", "1024x1536"]
+Background = Literal["auto", "transparent", "opaque"]
+Quality = Literal["low", "medium", "high"]
+InputFidelity = Literal["low", "high"]
+OutputFormat = Literal["jpeg", "png", "webp"]
+
+# Choices as tuples, for the UI's dropdowns (one source of truth: the Literals).
+IMAGE_SIZES: tuple[str, ...] = get_args(ImageSize)
+EDIT_IMAGE_SIZES: tuple[str, ...] = get_args(EditImageSize)
+BACKGROUNDS: tuple[str, ...] = get_args(Background)
+QUALITIES: tuple[str, ...] = get_args(Quality)
+INPUT_FIDELITIES: tuple[str, ...] = get_args(InputFidelity)
+OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+
+NUM_IMAGES_MIN = 1
+NUM_IMAGES_MAX = 4
+# OpenAI's documented limits for GPT Image prompts and edit inputs.
+PROMPT_MAX_CHARS = 32_000
+MAX_REFERENCE_IMAGES = 16
+
+MIME_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+_FIELD_LABELS = {
+    "prompt": "The prompt",
+    "image_urls": "The reference images",
+    "mask_image_url": "The mask",
+    "num_images": "num_images",
+}
+
+
+class _Request(BaseModel):
+    """Shared fields and checks of both endpoints."""
+
+    # strict: an API caller's "2" or True is not silently turned into num_images=2/1.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    endpoint: ClassVar[str]
+
+    prompt: str
+    background: Background = "auto"
+    quality: Quality = "high"
+    num_images: int = Field(default=1, ge=NUM_IMAGES_MIN, le=NUM_IMAGES_MAX)
+    output_format: OutputFormat = "png"
+    sync_mode: bool = False
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty: describe the image you want")
+        if len(value) > PROMPT_MAX_CHARS:
+            raise ValueError(
+                f"has {len(value):,} characters; the model accepts at most {PROMPT_MAX_CHARS:,}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _transparent_needs_alpha(self) -> Self:
+        if self.background == "transparent" and self.output_format == "jpeg":
+            raise ValueError(
+                "a transparent background needs png or webp output (jpeg has no transparency)"
+            )
+        return self
+
+    def to_arguments(self) -> dict[str, Any]:
+        """The JSON body fal receives: every field, under its seed name."""
+        return self.model_dump(exclude_none=True)
+
+    @classmethod
+    def parse(cls, **values: Any) -> Self:
+        """Validate values (from the UI or an API caller) into a request.
+
+        Raises InvalidInput with one readable sentence per problem.
+        """
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise InvalidInput(describe_validation_error(exc)) from None
+
+
+class TextToImageRequest(_Request):
+    """Input of `fal-ai/gpt-image-1.5`."""
+
+    endpoint: ClassVar[str] = TEXT_TO_IMAGE_ENDPOINT
+
+    image_size: ImageSize = "1024x1024"
+
+
+class EditRequest(_Request):
+    """Input of `fal-ai/gpt-image-1.5/edit`.
+
+    `image_urls` are URLs fal can fetch (its storage) or data URIs; the mask, if
+    any, applies to the first image.
+    """
+
+    endpoint: ClassVar[str] = EDIT_ENDPOINT
+
+    image_urls: list[str] = Field(min_length=1, max_length=MAX_REFERENCE_IMAGES)
+    image_size: EditImageSize = "auto"
+    input_fidelity: InputFidelity = "high"
+    mask_image_url: str | None = None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn pydantic's report into sentences a person can act on."""
+    sentences = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error.get("loc", ())]
+        name = loc[0] if loc else ""
+        label = _FIELD_LABELS.get(name, name)
+        kind = error.get("type", "")
+        ctx = error.get("ctx") or {}
+        if kind == "value_error":
+            # Our own validators: their message is already a sentence fragment.
+            message = str(ctx.get("error", error.get("msg", "")))
+            sentences.append(f"{label} {message}." if label else _capitalise(message) + ".")
+        elif kind == "literal_error":
+            sentences.append(f"{label} must be one of {ctx.get('expected')}.")
+        elif kind in ("greater_than_equal", "less_than_equal", "int_type", "int_from_float"):
+            sentences.append(
+                f"{label} must be a whole number from {NUM_IMAGES_MIN} to {NUM_IMAGES_MAX}."
+                if name == "num_images"
+                else f"{label}: {error.get('msg')}."
+            )
+        elif kind == "missing":
+            sentences.append(f"{label} is required.")
+        elif kind == "extra_forbidden":
+            sentences.append(f"'{name}' is not a parameter of this endpoint.")
+        elif kind == "too_short" and name == "image_urls":
+            sentences.append("Add at least one reference image.")
+        elif kind == "too_long" and name == "image_urls":
+            sentences.append(f"Use at most {MAX_REFERENCE_IMAGES} reference images.")
+        else:
+            sentences.append(f"{label}: {error.get('msg')}." if label else f"{error.get('msg')}.")
+    return " ".join(_capitalise(s) for s in dict.fromkeys(sentences))
+
+
+def _capitalise(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+@dataclass(frozen=True)
+class ResultImage:
+    """One image fal produced, saved locally byte for byte as fal sent it."""
+
+    path: str
+    content_type: str
+    width: int
+    height: int
+    size_bytes: int
+    source_url: str | None  # fal's CDN URL; None for sync_mode data URIs
+
+    @property
+    def format_name(self) -> str:
+        return self.content_type.removeprefix("image/").upper()
+
+    def caption(self) -> str:
+        return f"{self.width}×{self.height} {self.format_name} · {_human_bytes(self.size_bytes)}"
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """A result image fal listed but that could not be fetched or read."""
+
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Timings:
+    queued_s: float
+    running_s: float
+    fetching_s: float
+    total_s: float
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    endpoint: str
+    request_id: str
+    arguments: dict[str, Any]
+    images: list[ResultImage]
+    failures: list[ImageFailure] = field(default_factory=list)
+    timings: Timings | None = None
+    key_source: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def record(self) -> dict[str, Any]:
+        """The JSON record shown in the details panel and returned to API callers.
+
+        It holds the arguments sent and never the key: only where it came from.
+        """
+        return {
+            "endpoint": self.endpoint,
+            "request_id": self.request_id,
+            "key": self.key_source,
+            "arguments": _redact_data_uris(self.arguments),
+            "images": [
+                {
+                    "file_name": img.path.rsplit("/", 1)[-1],
+                    "content_type": img.content_type,
+                    "width": img.width,
+                    "height": img.height,
+                    "bytes": img.size_bytes,
+                    "url": img.source_url,
+                }
+                for img in self.images
+            ],
+            "failures": [{"index": f.index, "reason": f.reason} for f in self.failures],
+            "timings": None
+            if self.timings is None
+            else {k: round(v, 3) for k, v in self.timings.__dict__.items()},
+            "metrics": self.metrics,
+        }
+
+
+def _redact_data_uris(arguments: dict[str, Any]) -> dict[str, Any]:
+    """Data URIs can be megabytes long: show their type and size instead."""
+
+    def shorten(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("data:"):
+            head = value.split(",", 1)[0]
+            return f"{head},… ({len(value):,} characters)"
+        if isinstance(value, list):
+            return [shorten(v) for v in value]
+        return value
+
+    return {k: shorten(v) for k, v in arguments.items()}
+
+
+def _human_bytes(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"

@@ -1,0 +1,82 @@
+"""Settings read from the environment (and a `.env` file, loaded by app.py).
+
+Every setting is listed, with a comment, in `.env.example`. Gradio reads its own
+(`GRADIO_SERVER_NAME`, `GRADIO_SERVER_PORT`, ...) itself.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backend.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Settings:
+    # repr=False: a settings object in a log line or traceback must not show the key.
+    fal_key: str | None = field(default=None, repr=False)
+    concurrency_limit: int = 64
+    request_timeout_s: float = 300.0
+    poll_interval_s: float = 0.1
+    results_dir: Path = field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "gpt-image-studio"
+    )
+    # Where fal_client uploads files; None keeps fal's own hosts. Tests point
+    # these at a local fake; a proxy could too. (fal_client reads its run and
+    # queue hosts itself, from FAL_RUN_HOST and FAL_QUEUE_RUN_HOST.)
+    fal_rest_url: str | None = None
+    fal_cdn_url: str | None = None
+
+    @property
+    def has_host_key(self) -> bool:
+        return bool(self.fal_key)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        return cls(
+            fal_key=(env.get("FAL_KEY") or "").strip() or None,
+            concurrency_limit=_int(env, "STUDIO_CONCURRENCY_LIMIT", defaults.concurrency_limit, 1),
+            request_timeout_s=_float(
+                env, "STUDIO_REQUEST_TIMEOUT", defaults.request_timeout_s, minimum=5.0
+            ),
+            poll_interval_s=_float(
+                env, "STUDIO_POLL_INTERVAL", defaults.poll_interval_s, minimum=0.02
+            ),
+            results_dir=Path(env["STUDIO_RESULTS_DIR"])
+            if env.get("STUDIO_RESULTS_DIR")
+            else defaults.results_dir,
+            fal_rest_url=env.get("FAL_REST_URL") or None,
+            fal_cdn_url=env.get("FAL_CDN_URL") or None,
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number (it is '{raw}').") from None
+    if value < minimum:
+        raise InvalidInput(f"{name} must be at least {minimum} (it is {value}).")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number of seconds (it is '{raw}').") from None
+    if value < minimum:
+        raise InvalidInput(f"{name} must be at least {minimum} (it is {value}).")
+    return value

@@ -1,0 +1,45 @@
+"""Status lines shown under the button while a request runs and when it ends."""
+
+from __future__ import annotations
+
+from backend import Fetching, GenerationResult, Progress, Queued, Running, Submitted
+
+_LOG_LINES_SHOWN = 6
+
+
+def describe_progress(event: Progress) -> str:
+    if isinstance(event, Submitted):
+        return f"⏳ Sent to fal · request `{event.request_id}` · {event.elapsed_s:.1f} s"
+    if isinstance(event, Queued):
+        ahead = "next in line" if event.position <= 0 else f"position {event.position} in line"
+        return f"⏳ Waiting in fal's queue ({ahead}) · {event.elapsed_s:.1f} s"
+    if isinstance(event, Running):
+        text = f"🎨 Generating · {event.elapsed_s:.1f} s"
+        if event.logs:
+            lines = "\n".join(event.logs[-_LOG_LINES_SHOWN:])
+            text += f"\n\n```text\n{lines}\n```"
+        return text
+    if isinstance(event, Fetching):
+        plural = "image" if event.count == 1 else "images"
+        return f"⬇️ Downloading {event.count} {plural} · {event.elapsed_s:.1f} s"
+    return ""
+
+
+def describe_result(result: GenerationResult) -> str:
+    total = result.timings.total_s if result.timings else 0.0
+    count = len(result.images)
+    plural = "image" if count == 1 else "images"
+    request = f"request `{result.request_id}`"
+    text = f"✅ {count} {plural} in {total:.1f} s · {result.key_source} · {request}"
+    if result.failures:
+        listed = len(result.images) + len(result.failures)
+        reasons = "; ".join(f"image {f.index + 1}: {f.reason}" for f in result.failures)
+        text = (
+            f"⚠️ {count} of {listed} images arrived ({reasons}). "
+            f"The others are shown below · {request}"
+        )
+    return text
+
+
+def describe_error(message: str) -> str:
+    return f"❌ {message}"
