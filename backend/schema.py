@@ -137,23 +137,22 @@ def describe_validation_error(exc: ValidationError) -> str:
             sentences.append(f"{label} {message}." if label else _capitalise(message) + ".")
         elif kind == "literal_error":
             sentences.append(f"{label} must be one of {ctx.get('expected')}.")
-        elif kind in ("greater_than_equal", "less_than_equal", "int_type", "int_from_float"):
+        elif name == "num_images":
             sentences.append(
                 f"{label} must be a whole number from {NUM_IMAGES_MIN} to {NUM_IMAGES_MAX}."
-                if name == "num_images"
-                else f"{label}: {error.get('msg')}."
             )
         elif kind == "missing":
             sentences.append(f"{label} is required.")
         elif kind == "extra_forbidden":
             sentences.append(f"'{name}' is not a parameter of this endpoint.")
-        elif kind == "too_short" and name == "image_urls":
+        elif kind in ("too_short", "missing") and name == "image_urls":
             sentences.append("Add at least one reference image.")
         elif kind == "too_long" and name == "image_urls":
             sentences.append(f"Use at most {MAX_REFERENCE_IMAGES} reference images.")
         else:
             sentences.append(f"{label}: {error.get('msg')}." if label else f"{error.get('msg')}.")
-    return " ".join(_capitalise(s) for s in dict.fromkeys(sentences))
+    # Field names stay lower-case as the API spells them, even first in a sentence.
+    return " ".join(dict.fromkeys(sentences))
 
 
 def _capitalise(text: str) -> str:
