@@ -141,7 +141,7 @@ def describe_validation_error(exc: ValidationError) -> str:
             sentences.append(
                 f"{label} must be a whole number from {NUM_IMAGES_MIN} to {NUM_IMAGES_MAX}."
             )
-        elif kind == "missing":
+        elif kind == "missing" and name != "image_urls":
             sentences.append(f"{label} is required.")
         elif kind == "extra_forbidden":
             sentences.append(f"'{name}' is not a parameter of this endpoint.")
