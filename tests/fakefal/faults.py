@@ -1,0 +1,128 @@
+"""What can go wrong, on purpose.
+
+A `Fault` is injected with `FakeFal.inject(fault, times=n)`. Faults for "upload"
+wait in their own FIFO and are used by the next upload requests (CDN
+`POST /files/upload` or REST `POST /storage/upload/initiate`); every other fault
+waits in the submissions FIFO and is attached to the next model request (queue
+submit or direct run), one fault per request.
+
+Where an attached fault fires:
+- `where="submit"` faults answer the submit/run POST itself (the submission is
+  recorded with state "REJECTED" and never runs).
+- `where="status"` faults answer that request's status polls.
+- `where="result"` faults answer its result fetch (for a direct run: the POST).
+- Outcome faults (`complete_with_error`, `content_policy`, `no_images`,
+  `broken_image_urls`) and timing faults (`never_finish`, `slow`) change how the
+  request runs.
+
+`hits` limits how many times a status/result fault fires within its request
+(None = every time), e.g. `truncated_result(hits=1)` models a transient glitch
+that fal_client's retry hides.
+
+A body with schema errors completes with its 422 before outcome and timing faults
+apply (as fal validates first); transport faults still replace the HTTP answers.
+A direct run has no status polls: a "status" fault attached to it is used up
+without effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Where = Literal["submit", "status", "result", "upload"]
+FaultKind = Literal[
+    "http_error",
+    "drop_connection",
+    "malformed_result",
+    "truncated_result",
+    "complete_with_error",
+    "content_policy",
+    "never_finish",
+    "no_images",
+    "broken_image_urls",
+    "slow",
+]
+
+# Faults that replace one HTTP answer (at `where`) rather than change the run.
+TRANSPORT_KINDS: frozenset[str] = frozenset(
+    {"http_error", "drop_connection", "malformed_result", "truncated_result"}
+)
+CONTENT_POLICY_MESSAGE = (
+    "The request was rejected by the content policy: the prompt may contain content "
+    "that is not allowed by our safety system."
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: FaultKind
+    where: Where = "result"
+    status: int = 500
+    detail: Any = None
+    error_type: str | None = None
+    ingress: bool = False  # look like an nginx gateway error (fal_client retries those)
+    seconds: float = 0.0
+    indexes: tuple[int, ...] = ()
+    hits: int | None = None
+
+    @classmethod
+    def http_error(cls, where: Where, status: int, detail: Any = "Internal Server Error",
+                   error_type: str | None = None, *, ingress: bool = False,
+                   hits: int | None = None) -> Fault:
+        """Answer `status` with `{"detail": detail}` (+ `error_type` in body and
+        `x-fal-error-type` header when given). 5xx answers carry
+        `x-fal-request-id` unless `ingress=True`, which sends an nginx-looking HTML
+        page instead, the only 5xx that fal_client retries (502/503/504)."""
+        return cls("http_error", where=where, status=status, detail=detail,
+                   error_type=error_type, ingress=ingress, hits=hits)
+
+    @classmethod
+    def drop_connection(cls, where: Where, *, hits: int | None = None) -> Fault:
+        """Close the socket without sending any response."""
+        return cls("drop_connection", where=where, hits=hits)
+
+    @classmethod
+    def malformed_result(cls, *, hits: int | None = None) -> Fault:
+        """The result fetch answers 200 with a body that is not JSON."""
+        return cls("malformed_result", where="result", hits=hits)
+
+    @classmethod
+    def truncated_result(cls, *, hits: int | None = None) -> Fault:
+        """The result fetch sends headers and half the body, then closes the socket
+        (Content-Length promises more than arrives)."""
+        return cls("truncated_result", where="result", hits=hits)
+
+    @classmethod
+    def complete_with_error(cls, error: str = "Internal error while generating the image",
+                            error_type: str = "runner_server_error") -> Fault:
+        """Status COMPLETED carries `error`/`error_type`; the result answers 500
+        `{"detail": error, "error_type": error_type}`."""
+        return cls("complete_with_error", detail=error, error_type=error_type)
+
+    @classmethod
+    def content_policy(cls, msg: str = CONTENT_POLICY_MESSAGE) -> Fault:
+        """The result answers 422 with a `content_policy_violation` detail item."""
+        return cls("content_policy", detail=msg, error_type="content_policy_violation")
+
+    @classmethod
+    def never_finish(cls) -> Fault:
+        """Stays IN_PROGRESS until cancelled (a direct run hangs)."""
+        return cls("never_finish")
+
+    @classmethod
+    def no_images(cls) -> Fault:
+        """Completes normally with `{"images": []}`."""
+        return cls("no_images")
+
+    @classmethod
+    def broken_image_urls(cls, indexes: Iterable[int]) -> Fault:
+        """The result lists every image, but the files at these indexes answer 404
+        (with sync_mode they become file URLs that 404 instead of data URIs)."""
+        return cls("broken_image_urls", indexes=tuple(indexes))
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """`seconds` more IN_PROGRESS time for that one request."""
+        return cls("slow", seconds=seconds)
