@@ -27,4 +27,4 @@ if __name__ == "__main__":
         logging.getLogger("studio").warning(
             "No FAL_KEY set: visitors must paste their own fal key (see .env.example)."
         )
-    demo.launch(**launch_options())
+    demo.launch(**launch_options(settings))

@@ -277,7 +277,10 @@ async def _within(deadline: float, awaitable: Awaitable[T]) -> T:
             awaitable.close()
         raise _DeadlinePassed()
     try:
-        return await asyncio.wait_for(awaitable, remaining)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the caller's
+        # cancellation when the inner call finishes at the same moment.
+        async with asyncio.timeout(remaining):
+            return await awaitable
     except TimeoutError:
         raise _DeadlinePassed() from None
 

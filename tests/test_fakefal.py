@@ -39,8 +39,7 @@ from tests.fakefal.schema import EDIT_SCHEMA, TEXT_TO_IMAGE_SCHEMA, blocking
 try:
     FAKE = shared_fake()  # must run before fal_client is imported
 except (RuntimeError, OSError) as exc:  # fal_client already points somewhere unusable
-    pytest.skip(f"cannot place the fal fake where fal_client looks: {exc}",
-                allow_module_level=True)
+    pytest.skip(f"cannot place the fal fake where fal_client looks: {exc}", allow_module_level=True)
 
 import fal_client
 from fal_client import Completed, FalClientHTTPError, InProgress, Queued
@@ -114,9 +113,14 @@ def detail_of(error: FalClientHTTPError) -> list[dict[str, Any]]:
 
 
 def result_gets(fake: FakeFal) -> list[Any]:
-    return [h for h in fake.http_log
-            if h.role == "queue" and h.method == "GET" and "/requests/" in h.path
-            and not h.path.endswith("/status")]
+    return [
+        h
+        for h in fake.http_log
+        if h.role == "queue"
+        and h.method == "GET"
+        and "/requests/" in h.path
+        and not h.path.endswith("/status")
+    ]
 
 
 # --- the happy paths -----------------------------------------------------------------
@@ -138,24 +142,36 @@ async def test_subscribe_reports_queue_positions_then_logs_then_real_images(fake
     assert positions and positions == sorted(positions, reverse=True)
     first_progress = next(i for i, e in enumerate(events) if isinstance(e, InProgress))
     assert all(isinstance(e, Queued) for e in events[:first_progress])
-    messages = [log["message"] for e in events if isinstance(e, InProgress | Completed)
-                for log in e.logs or []]
+    messages = [
+        log["message"]
+        for e in events
+        if isinstance(e, InProgress | Completed)
+        for log in e.logs or []
+    ]
     assert "Generating image 1 of 2" in messages
     assert isinstance(events[-1], Completed) and events[-1].error is None
     assert events[-1].metrics["inference_time"] >= 0.25  # latency, give or take a timer tick
 
     assert [(i["width"], i["height"], i["content_type"]) for i in result["images"]] == [
-        (1536, 1024, "image/png")] * 2
+        (1536, 1024, "image/png")
+    ] * 2
     pictures = [open_image(fake.download(i["url"])) for i in result["images"]]
     assert [(p.format, p.size) for p in pictures] == [("PNG", (1536, 1024))] * 2
     assert pictures[0].tobytes() != pictures[1].tobytes()  # differ per index
 
     (sub,) = fake.submissions
     assert (sub.endpoint, sub.via, sub.state, sub.cancelled) == (
-        TEXT_TO_IMAGE, "queue", "COMPLETED", False)
+        TEXT_TO_IMAGE,
+        "queue",
+        "COMPLETED",
+        False,
+    )
     assert sub.authorization == "Key test-key"
-    assert sub.arguments == {"prompt": "a lighthouse at dusk", "num_images": 2,
-                             "image_size": "1536x1024"}
+    assert sub.arguments == {
+        "prompt": "a lighthouse at dusk",
+        "num_images": 2,
+        "image_size": "1536x1024",
+    }
     assert sub.schema_errors == []
 
 
@@ -164,19 +180,21 @@ async def test_edit_with_uploaded_png_data_uri_and_mask(fake):
     fal = client()
     photo = solid_image(300, 200, (10, 120, 200))
     photo_url = await fal.upload(photo, "image/png", "photo.png")
-    mask_url = await fal.upload(mask_image(300, 200, (100, 50, 199, 149)), "image/png",
-                                "mask.png")
+    mask_url = await fal.upload(mask_image(300, 200, (100, 50, 199, 149)), "image/png", "mask.png")
     second = fal_client.encode(solid_image(64, 64, output_format="jpeg"), "image/jpeg")
 
-    handle = await fal.submit(EDIT, {
-        "prompt": "put a hat on it",
-        "image_urls": [photo_url, second],
-        "mask_image_url": mask_url,
-        "image_size": "auto",
-        "background": "transparent",
-        "output_format": "webp",
-        "input_fidelity": "low",
-    })
+    handle = await fal.submit(
+        EDIT,
+        {
+            "prompt": "put a hat on it",
+            "image_urls": [photo_url, second],
+            "mask_image_url": mask_url,
+            "image_size": "auto",
+            "background": "transparent",
+            "output_format": "webp",
+            "input_fidelity": "low",
+        },
+    )
     # The queue's URLs drop the /edit path.
     assert handle.status_url.endswith(f"/fal-ai/gpt-image-1.5/requests/{handle.request_id}/status")
     assert "/edit" not in handle.response_url + handle.cancel_url
@@ -190,14 +208,19 @@ async def test_edit_with_uploaded_png_data_uri_and_mask(fake):
 
     (sub,) = fake.submissions
     inputs = [(d.role, d.index, d.format, d.width, d.height) for d in sub.decoded_inputs]
-    assert inputs == [("image", 0, "PNG", 300, 200), ("image", 1, "JPEG", 64, 64),
-                      ("mask", 0, "PNG", 300, 200)]
+    assert inputs == [
+        ("image", 0, "PNG", 300, 200),
+        ("image", 1, "JPEG", 64, 64),
+        ("mask", 0, "PNG", 300, 200),
+    ]
     assert sub.decoded_inputs[0].data == photo
     alpha = sub.decoded_inputs[2].to_pil().getchannel("A")
     assert alpha.getpixel((150, 100)) == 0 and alpha.getpixel((5, 5)) == 255
 
     assert [(u.file_name, u.content_type, u.via) for u in fake.uploads] == [
-        ("photo.png", "image/png", "cdn"), ("mask.png", "image/png", "cdn")]
+        ("photo.png", "image/png", "cdn"),
+        ("mask.png", "image/png", "cdn"),
+    ]
     roles = {(h.role, h.method, h.path) for h in fake.http_log}
     assert ("rest", "POST", "/storage/auth/token") in roles
     assert ("cdn", "POST", "/files/upload") in roles
@@ -206,8 +229,9 @@ async def test_edit_with_uploaded_png_data_uri_and_mask(fake):
 @pytest.mark.asyncio
 async def test_edit_auto_size_follows_the_first_image(fake):
     tall = fal_client.encode(solid_image(200, 320), "image/png")
-    result = await client().subscribe(EDIT, {"prompt": "p", "image_urls": [tall],
-                                             "output_format": "jpeg"})
+    result = await client().subscribe(
+        EDIT, {"prompt": "p", "image_urls": [tall], "output_format": "jpeg"}
+    )
     (image,) = result["images"]
     assert (image["width"], image["height"]) == (1024, 1536)
     assert open_image(fake.download(image["url"])).format == "JPEG"
@@ -216,8 +240,10 @@ async def test_edit_auto_size_follows_the_first_image(fake):
 
 @pytest.mark.asyncio
 async def test_sync_mode_returns_data_uris(fake):
-    result = await client().subscribe(TEXT_TO_IMAGE, {
-        "prompt": "p", "sync_mode": True, "output_format": "webp", "image_size": "1024x1536"})
+    result = await client().subscribe(
+        TEXT_TO_IMAGE,
+        {"prompt": "p", "sync_mode": True, "output_format": "webp", "image_size": "1024x1536"},
+    )
     (image,) = result["images"]
     mime, data = parse_data_uri(image["url"])
     assert mime == "image/webp"
@@ -225,8 +251,7 @@ async def test_sync_mode_returns_data_uris(fake):
 
 
 def test_direct_run_with_sync_client(fake, sync_client):
-    result = sync_client("sync-key").run(
-        TEXT_TO_IMAGE, {"prompt": "p", "output_format": "jpeg"})
+    result = sync_client("sync-key").run(TEXT_TO_IMAGE, {"prompt": "p", "output_format": "jpeg"})
     (image,) = result["images"]
     assert open_image(fake.download(image["url"])).size == (1024, 1024)
     (sub,) = fake.submissions
@@ -236,17 +261,22 @@ def test_direct_run_with_sync_client(fake, sync_client):
 
 @pytest.mark.asyncio
 async def test_authorization_is_recorded_per_submission(fake):
-    await asyncio.gather(client("alice").subscribe(TEXT_TO_IMAGE, {"prompt": "a"}),
-                         client("bob").subscribe(TEXT_TO_IMAGE, {"prompt": "b"}))
+    await asyncio.gather(
+        client("alice").subscribe(TEXT_TO_IMAGE, {"prompt": "a"}),
+        client("bob").subscribe(TEXT_TO_IMAGE, {"prompt": "b"}),
+    )
     assert {(s.arguments["prompt"], s.authorization) for s in fake.submissions} == {
-        ("a", "Key alice"), ("b", "Key bob")}
+        ("a", "Key alice"),
+        ("b", "Key bob"),
+    }
 
 
 @pytest.mark.asyncio
 async def test_five_simultaneous_requests_are_in_flight_together(fake):
     fake.latency = 0.5
-    results = await asyncio.gather(*(client().subscribe(TEXT_TO_IMAGE, {"prompt": str(i)})
-                                     for i in range(5)))
+    results = await asyncio.gather(
+        *(client().subscribe(TEXT_TO_IMAGE, {"prompt": str(i)}) for i in range(5))
+    )
     assert len(results) == 5
     assert fake.max_in_flight >= 5
 
@@ -255,33 +285,66 @@ async def test_five_simultaneous_requests_are_in_flight_together(fake):
 
 
 BAD_BODIES = [
-    pytest.param(TEXT_TO_IMAGE, {"prompt": "p", "num_images": True}, "num_images", "int_type",
-                 id="bool-num-images"),
-    pytest.param(TEXT_TO_IMAGE, {"prompt": "p", "num_images": 5}, "num_images",
-                 "less_than_equal", id="five-images"),
-    pytest.param(TEXT_TO_IMAGE, {"prompt": "p", "quality": "ultra"}, "quality", "enum",
-                 id="bad-enum"),
-    pytest.param(TEXT_TO_IMAGE, {"prompt": "p", "background": "transparent",
-                                 "output_format": "jpeg"}, "background", "value_error",
-                 id="jpeg-transparent"),
+    pytest.param(
+        TEXT_TO_IMAGE,
+        {"prompt": "p", "num_images": True},
+        "num_images",
+        "int_type",
+        id="bool-num-images",
+    ),
+    pytest.param(
+        TEXT_TO_IMAGE,
+        {"prompt": "p", "num_images": 5},
+        "num_images",
+        "less_than_equal",
+        id="five-images",
+    ),
+    pytest.param(
+        TEXT_TO_IMAGE, {"prompt": "p", "quality": "ultra"}, "quality", "enum", id="bad-enum"
+    ),
+    pytest.param(
+        TEXT_TO_IMAGE,
+        {"prompt": "p", "background": "transparent", "output_format": "jpeg"},
+        "background",
+        "value_error",
+        id="jpeg-transparent",
+    ),
     pytest.param(TEXT_TO_IMAGE, {"num_images": 1}, "prompt", "missing", id="missing-prompt"),
-    pytest.param(TEXT_TO_IMAGE, {"prompt": "p", "image_size": "auto"}, "image_size", "enum",
-                 id="auto-size-text-to-image"),
-    pytest.param(TEXT_TO_IMAGE, {"prompt": "x" * 32_001}, "prompt", "string_too_long",
-                 id="long-prompt"),
-    pytest.param(EDIT, {"prompt": "p", "image_urls": []}, "image_urls", "too_short",
-                 id="no-images"),
-    pytest.param(EDIT, {"prompt": "p", "image_urls": ["data:,x"] * 17}, "image_urls",
-                 "too_long", id="seventeen-images"),
-    pytest.param(EDIT, {"prompt": "p", "image_urls": ["https://example.com/a.png"]},
-                 "image_urls", "file_download_error", id="unreachable-url"),
+    pytest.param(
+        TEXT_TO_IMAGE,
+        {"prompt": "p", "image_size": "auto"},
+        "image_size",
+        "enum",
+        id="auto-size-text-to-image",
+    ),
+    pytest.param(
+        TEXT_TO_IMAGE, {"prompt": "x" * 32_001}, "prompt", "string_too_long", id="long-prompt"
+    ),
+    pytest.param(
+        EDIT, {"prompt": "p", "image_urls": []}, "image_urls", "too_short", id="no-images"
+    ),
+    pytest.param(
+        EDIT,
+        {"prompt": "p", "image_urls": ["data:,x"] * 17},
+        "image_urls",
+        "too_long",
+        id="seventeen-images",
+    ),
+    pytest.param(
+        EDIT,
+        {"prompt": "p", "image_urls": ["https://example.com/a.png"]},
+        "image_urls",
+        "file_download_error",
+        id="unreachable-url",
+    ),
 ]
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("endpoint", "body", "field", "error_type"), BAD_BODIES)
-async def test_queue_accepts_bad_bodies_and_the_result_is_a_422(fake, endpoint, body, field,
-                                                               error_type):
+async def test_queue_accepts_bad_bodies_and_the_result_is_a_422(
+    fake, endpoint, body, field, error_type
+):
     events: list[Any] = []
     with pytest.raises(FalClientHTTPError) as caught:
         await client().subscribe(endpoint, body, on_queue_update=events.append)
@@ -316,8 +379,9 @@ async def test_mask_must_match_the_first_image(fake):
 
 @pytest.mark.asyncio
 async def test_extra_fields_are_recorded_but_not_refused(fake):
-    result = await client().subscribe(TEXT_TO_IMAGE, {"prompt": "p", "seed": 3,
-                                                      "input_fidelity": "low"})
+    result = await client().subscribe(
+        TEXT_TO_IMAGE, {"prompt": "p", "seed": 3, "input_fidelity": "low"}
+    )
     assert len(result["images"]) == 1
     (sub,) = fake.submissions
     assert sub.extra_fields == ["seed", "input_fidelity"]
@@ -325,13 +389,31 @@ async def test_extra_fields_are_recorded_but_not_refused(fake):
 
 
 def test_schema_rules_without_the_network():
-    valid = {"prompt": "p", "image_size": "1024x1536", "background": "opaque",
-             "quality": "low", "num_images": 4, "output_format": "webp", "sync_mode": False}
+    valid = {
+        "prompt": "p",
+        "image_size": "1024x1536",
+        "background": "opaque",
+        "quality": "low",
+        "num_images": 4,
+        "output_format": "webp",
+        "sync_mode": False,
+    }
     assert TEXT_TO_IMAGE_SCHEMA.validate(valid) == []
-    assert EDIT_SCHEMA.validate({"prompt": "p", "image_urls": ["u"], "mask_image_url": None,
-                                 "input_fidelity": "high", "image_size": "auto"}) == []
-    errors = EDIT_SCHEMA.validate({"prompt": 3, "image_urls": ["ok", 7], "sync_mode": "yes",
-                                   "num_images": 2.0})
+    assert (
+        EDIT_SCHEMA.validate(
+            {
+                "prompt": "p",
+                "image_urls": ["u"],
+                "mask_image_url": None,
+                "input_fidelity": "high",
+                "image_size": "auto",
+            }
+        )
+        == []
+    )
+    errors = EDIT_SCHEMA.validate(
+        {"prompt": 3, "image_urls": ["ok", 7], "sync_mode": "yes", "num_images": 2.0}
+    )
     assert [(e["loc"], e["type"]) for e in blocking(errors)] == [
         (["body", "prompt"], "string_type"),
         (["body", "image_urls", 1], "string_type"),
@@ -372,8 +454,12 @@ async def test_upload_with_an_unaccepted_key_ends_in_401(fake):
 def test_raw_protocol_details(fake):
     base = f"https://{fake.queue_host}"
     with httpx.Client(verify=fake.ssl_context(), headers={"Authorization": "Key k"}) as http:
-        assert httpx.post(f"{base}/{TEXT_TO_IMAGE}", json={"prompt": "p"},
-                          verify=fake.ssl_context()).status_code == 401
+        assert (
+            httpx.post(
+                f"{base}/{TEXT_TO_IMAGE}", json={"prompt": "p"}, verify=fake.ssl_context()
+            ).status_code
+            == 401
+        )
         unknown = http.post(f"{base}/fal-ai/flux/dev", json={"prompt": "p"})
         assert unknown.status_code == 404 and "detail" in unknown.json()
         submitted = http.post(f"{base}/{EDIT}", json={"prompt": "p", "image_urls": ["x"]}).json()
@@ -386,8 +472,10 @@ def test_raw_protocol_details(fake):
         assert with_logs["logs"] and with_logs["error"]
         assert http.put(f"{base}/fal-ai/gpt-image-1.5/requests/nope/cancel").status_code == 404
         assert http.get(f"{fake.cdn_url}/files/none/x.png").status_code == 404
-        uploaded = http.post(f"{fake.rest_url}/storage/upload/initiate?storage_type=gcs",
-                             json={"file_name": "a.txt", "content_type": "text/plain"}).json()
+        uploaded = http.post(
+            f"{fake.rest_url}/storage/upload/initiate?storage_type=gcs",
+            json={"file_name": "a.txt", "content_type": "text/plain"},
+        ).json()
         assert http.put(uploaded["upload_url"], content=b"abc").status_code == 200
         head = http.head(uploaded["file_url"])
         assert (head.status_code, head.headers["content-length"]) == (200, "3")
@@ -399,8 +487,9 @@ async def test_result_before_completion_is_400(fake):
     fake.latency = 1.0
     fal = client()
     handle = await fal.submit(TEXT_TO_IMAGE, {"prompt": "p"})
-    async with httpx.AsyncClient(verify=fake.ssl_context(),
-                                 headers={"Authorization": "Key k"}) as http:
+    async with httpx.AsyncClient(
+        verify=fake.ssl_context(), headers={"Authorization": "Key k"}
+    ) as http:
         early = await http.get(handle.response_url)
     assert early.status_code == 400
     assert early.json() == {"detail": "Request is still in progress"}
@@ -457,13 +546,19 @@ async def test_run_timeout_is_retried_and_the_hung_request_cancelled(fake, no_re
 
 @pytest.mark.asyncio
 async def test_submit_503_with_error_type_is_not_retried(fake):
-    fake.inject(Fault.http_error("submit", 503, detail="No runner available",
-                                 error_type="runner_unavailable"))
+    fake.inject(
+        Fault.http_error(
+            "submit", 503, detail="No runner available", error_type="runner_unavailable"
+        )
+    )
     with pytest.raises(FalClientHTTPError) as caught:
         await client().subscribe(TEXT_TO_IMAGE, {"prompt": "p"})
     error = caught.value
     assert (error.status_code, error.message, error.error_type) == (
-        503, "No runner available", "runner_unavailable")
+        503,
+        "No runner available",
+        "runner_unavailable",
+    )
     assert "x-fal-request-id" in error.response_headers
     assert [s.state for s in fake.submissions] == ["REJECTED"]
 
@@ -499,7 +594,10 @@ async def test_complete_with_error(fake):
     with pytest.raises(FalClientHTTPError) as caught:
         await client().subscribe(TEXT_TO_IMAGE, {"prompt": "p"}, on_queue_update=events.append)
     assert (caught.value.status_code, caught.value.message, caught.value.error_type) == (
-        500, "GPU fell over", "runner_server_error")
+        500,
+        "GPU fell over",
+        "runner_server_error",
+    )
     assert (events[-1].error, events[-1].error_type) == ("GPU fell over", "runner_server_error")
 
 
@@ -558,7 +656,8 @@ async def test_dropped_submit_is_retried(fake, no_retry_delay):
 async def test_no_images(fake):
     fake.inject(Fault.no_images())
     assert await client().subscribe(TEXT_TO_IMAGE, {"prompt": "p", "num_images": 3}) == {
-        "images": []}
+        "images": []
+    }
 
 
 @pytest.mark.asyncio
@@ -699,15 +798,23 @@ except RuntimeError as exc:
 @pytest.mark.parametrize("script", ADOPTION_SCRIPTS.values(), ids=ADOPTION_SCRIPTS.keys())
 def test_shared_fake_when_fal_client_is_imported_first(script):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FAL_", "SSL_CERT"))}
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.stdout.strip() == "ok", done.stderr
 
 
 def test_cli_prints_env_then_ready_and_stops_on_sigterm(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.fakefal", "--latency", "0.01", "--workdir", str(tmp_path)],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -720,12 +827,20 @@ def test_cli_prints_env_then_ready_and_stops_on_sigterm(tmp_path):
             assert line.startswith("export ")
             key, _, value = line.removeprefix("export ").partition("=")
             env[key] = value
-        assert set(env) == {"FAL_RUN_HOST", "FAL_QUEUE_RUN_HOST", "SSL_CERT_FILE",
-                            "FAL_REST_URL", "FAL_CDN_URL"}
+        assert set(env) == {
+            "FAL_RUN_HOST",
+            "FAL_QUEUE_RUN_HOST",
+            "SSL_CERT_FILE",
+            "FAL_REST_URL",
+            "FAL_CDN_URL",
+        }
         trust = ssl.create_default_context(cafile=env["SSL_CERT_FILE"])
         with httpx.Client(verify=trust) as http:
-            submitted = http.post(f"https://{env['FAL_QUEUE_RUN_HOST']}/{TEXT_TO_IMAGE}",
-                                  json={"prompt": "p"}, headers={"Authorization": "Key k"})
+            submitted = http.post(
+                f"https://{env['FAL_QUEUE_RUN_HOST']}/{TEXT_TO_IMAGE}",
+                json={"prompt": "p"},
+                headers={"Authorization": "Key k"},
+            )
             assert submitted.status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0

@@ -90,6 +90,15 @@ class Studio:
             yield gr.skip(), gr.skip(), describe_error(exc.message)
             raise gr.Error(exc.message, print_exception=False) from None
 
+    async def generate_in_page(self, *values: Any) -> AsyncIterator[Outputs]:
+        """`generate` for the page: a failure ends with its sentence in the status
+        line (already yielded) instead of an error popup over the results."""
+        try:
+            async for outputs in self.generate(*values):
+                yield outputs
+        except gr.Error:
+            return
+
     def describe_key(self, fal_key: str) -> str:
         """Which key the next request will use, never the key itself."""
         try:

@@ -42,6 +42,7 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
         )
         with gr.Accordion("fal API key", open=not settings.has_host_key):
             fal_key = gr.Textbox(
+                value="",
                 label="fal API key",
                 type="password",
                 placeholder="Paste your own key to use it for your requests (optional)"
@@ -151,22 +152,40 @@ def _generate_tab(studio: Studio, fal_key: gr.Textbox) -> None:
         sync_mode,
         fal_key,
     ]
+    # The page's event ends quietly: its status line already holds the sentence
+    # (a raised error would stamp a bare "Error" over the results). Programs call
+    # the public `/generate`, which raises the same sentence as an error.
     event = gr.on(
         [run.click, prompt.submit],
-        studio.generate,
+        studio.generate_in_page,
         inputs=inputs,
         outputs=[gallery, record, status],
-        api_name="generate",
+        api_visibility="private",
         show_progress="minimal",
         show_progress_on=[gallery],
     )
     stop.click(None, cancels=[event], api_visibility="private")
+    api_trigger = gr.Button(visible=False, elem_id="t2i-api")
+    api_trigger.click(
+        studio.generate,
+        inputs=inputs,
+        outputs=[gallery, record, status],
+        api_name="generate",
+    )
 
 
 def _default(name: str) -> Any:
     return _T2I[name].default
 
 
-def launch_options() -> dict[str, Any]:
-    """Arguments for `demo.launch()` (Gradio 6 takes theme and css there)."""
-    return {"theme": gr.themes.Soft(), "css": _CSS}
+def launch_options(settings: Settings) -> dict[str, Any]:
+    """Arguments for `demo.launch()` (Gradio 6 takes theme and css there).
+
+    Results are handed to Gradio from `results_dir`; allowing just that folder
+    lets a host put it anywhere without opening up any other path.
+    """
+    return {
+        "theme": gr.themes.Soft(),
+        "css": _CSS,
+        "allowed_paths": [str(settings.results_dir)],
+    }

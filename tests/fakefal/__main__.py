@@ -20,16 +20,33 @@ from .server import FakeFal
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.fakefal", description=__doc__)
-    parser.add_argument("--latency", type=float, default=0.2,
-                        help="seconds each request spends IN_PROGRESS (default 0.2)")
-    parser.add_argument("--queue-time", type=float, default=0.0,
-                        help="seconds each request spends IN_QUEUE first (default 0)")
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.2,
+        help="seconds each request spends IN_PROGRESS (default 0.2)",
+    )
+    parser.add_argument(
+        "--queue-time",
+        type=float,
+        default=0.0,
+        help="seconds each request spends IN_QUEUE first (default 0)",
+    )
     parser.add_argument("--queue-port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--main-port", type=int, default=0, help="0 = any free port")
-    parser.add_argument("--key", action="append", dest="keys", metavar="KEY",
-                        help="accept only this fal key (repeatable; default: any key)")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where to write the CA certificate (default: a temp dir)")
+    parser.add_argument(
+        "--key",
+        action="append",
+        dest="keys",
+        metavar="KEY",
+        help="accept only this fal key (repeatable; default: any key)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where to write the CA certificate (default: a temp dir)",
+    )
     return parser.parse_args(argv)
 
 

@@ -68,15 +68,29 @@ class Fault:
     hits: int | None = None
 
     @classmethod
-    def http_error(cls, where: Where, status: int, detail: Any = "Internal Server Error",
-                   error_type: str | None = None, *, ingress: bool = False,
-                   hits: int | None = None) -> Fault:
+    def http_error(
+        cls,
+        where: Where,
+        status: int,
+        detail: Any = "Internal Server Error",
+        error_type: str | None = None,
+        *,
+        ingress: bool = False,
+        hits: int | None = None,
+    ) -> Fault:
         """Answer `status` with `{"detail": detail}` (+ `error_type` in body and
         `x-fal-error-type` header when given). 5xx answers carry
         `x-fal-request-id` unless `ingress=True`, which sends an nginx-looking HTML
         page instead, the only 5xx that fal_client retries (502/503/504)."""
-        return cls("http_error", where=where, status=status, detail=detail,
-                   error_type=error_type, ingress=ingress, hits=hits)
+        return cls(
+            "http_error",
+            where=where,
+            status=status,
+            detail=detail,
+            error_type=error_type,
+            ingress=ingress,
+            hits=hits,
+        )
 
     @classmethod
     def drop_connection(cls, where: Where, *, hits: int | None = None) -> Fault:
@@ -95,8 +109,11 @@ class Fault:
         return cls("truncated_result", where="result", hits=hits)
 
     @classmethod
-    def complete_with_error(cls, error: str = "Internal error while generating the image",
-                            error_type: str = "runner_server_error") -> Fault:
+    def complete_with_error(
+        cls,
+        error: str = "Internal error while generating the image",
+        error_type: str = "runner_server_error",
+    ) -> Fault:
         """Status COMPLETED carries `error`/`error_type`; the result answers 500
         `{"detail": error, "error_type": error_type}`."""
         return cls("complete_with_error", detail=error, error_type=error_type)

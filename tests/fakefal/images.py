@@ -127,8 +127,9 @@ def parse_data_uri(uri: str) -> tuple[str, bytes]:
         raise DataURIError(f"invalid base64 payload: {exc}") from exc
 
 
-def solid_image(width: int, height: int, color: tuple[int, ...] = (200, 80, 40),
-                output_format: str = "png") -> bytes:
+def solid_image(
+    width: int, height: int, color: tuple[int, ...] = (200, 80, 40), output_format: str = "png"
+) -> bytes:
     """A plain image for tests (RGB, or RGBA if `color` has four components)."""
     mode = "RGBA" if len(color) == 4 else "RGB"
     return encode(Image.new(mode, (width, height), color), output_format)

@@ -57,8 +57,13 @@ def fal_client_ports() -> tuple[int, int] | None:
     queue = urlsplit(module.QUEUE_URL_FORMAT)
     run = urlsplit(module.RUN_URL_FORMAT)
     loopback = {"127.0.0.1", "localhost"}
-    if (queue.hostname not in loopback or run.hostname not in loopback
-            or queue.port is None or run.port is None or queue.port == run.port):
+    if (
+        queue.hostname not in loopback
+        or run.hostname not in loopback
+        or queue.port is None
+        or run.port is None
+        or queue.port == run.port
+    ):
         raise RuntimeError(
             "fal_client was imported before the fake's environment was set: it targets "
             f"{module.QUEUE_URL_FORMAT} and {module.RUN_URL_FORMAT}. Call "

@@ -89,5 +89,6 @@ class Submission:
 
     @property
     def extra_fields(self) -> list[str]:
-        return [str(item["loc"][-1]) for item in self.schema_errors
-                if item["type"] == "extra_forbidden"]
+        return [
+            str(item["loc"][-1]) for item in self.schema_errors if item["type"] == "extra_forbidden"
+        ]

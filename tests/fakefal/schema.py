@@ -64,8 +64,14 @@ class EndpointSchema:
     def validate(self, body: Any) -> list[ErrorItem]:
         """All problems with `body`, blocking ones and `extra_forbidden` alike."""
         if not isinstance(body, dict):
-            return [_error(("body",), "Input should be a valid dictionary or object to extract "
-                           "fields from", "model_attributes_type", body)]
+            return [
+                _error(
+                    ("body",),
+                    "Input should be a valid dictionary or object to extract fields from",
+                    "model_attributes_type",
+                    body,
+                )
+            ]
         errors: list[ErrorItem] = []
         for spec in self.fields:
             if spec.name not in body:
@@ -81,8 +87,9 @@ class EndpointSchema:
         for name, value in body.items():
             if name not in known:
                 errors.append(
-                    _error(("body", name), "Extra inputs are not permitted", "extra_forbidden",
-                           value)
+                    _error(
+                        ("body", name), "Extra inputs are not permitted", "extra_forbidden", value
+                    )
                 )
         return errors
 
@@ -100,8 +107,9 @@ def blocking(errors: list[ErrorItem]) -> list[ErrorItem]:
     return [item for item in errors if item["type"] != "extra_forbidden"]
 
 
-def _error(loc: tuple[str | int, ...], msg: str, type_: str, value: Any,
-           ctx: dict[str, Any] | None = None) -> ErrorItem:
+def _error(
+    loc: tuple[str | int, ...], msg: str, type_: str, value: Any, ctx: dict[str, Any] | None = None
+) -> ErrorItem:
     item: ErrorItem = {"loc": list(loc), "msg": msg, "type": type_, "input": value}
     if ctx is not None:
         item["ctx"] = ctx
@@ -137,8 +145,15 @@ def _check_str(loc: tuple[str | int, ...], spec: FieldSpec, value: Any) -> list[
     if not isinstance(value, str):
         return [_error(loc, "Input should be a valid string", "string_type", value)]
     if spec.max_length is not None and len(value) > spec.max_length:
-        return [_error(loc, f"String should have at most {spec.max_length} characters",
-                       "string_too_long", value, {"max_length": spec.max_length})]
+        return [
+            _error(
+                loc,
+                f"String should have at most {spec.max_length} characters",
+                "string_too_long",
+                value,
+                {"max_length": spec.max_length},
+            )
+        ]
     return []
 
 
@@ -147,11 +162,25 @@ def _check_int(loc: tuple[str | int, ...], spec: FieldSpec, value: Any) -> list[
     if isinstance(value, bool) or not isinstance(value, int):
         return [_error(loc, "Input should be a valid integer", "int_type", value)]
     if spec.ge is not None and value < spec.ge:
-        return [_error(loc, f"Input should be greater than or equal to {spec.ge}",
-                       "greater_than_equal", value, {"ge": spec.ge})]
+        return [
+            _error(
+                loc,
+                f"Input should be greater than or equal to {spec.ge}",
+                "greater_than_equal",
+                value,
+                {"ge": spec.ge},
+            )
+        ]
     if spec.le is not None and value > spec.le:
-        return [_error(loc, f"Input should be less than or equal to {spec.le}",
-                       "less_than_equal", value, {"le": spec.le})]
+        return [
+            _error(
+                loc,
+                f"Input should be less than or equal to {spec.le}",
+                "less_than_equal",
+                value,
+                {"le": spec.le},
+            )
+        ]
     return []
 
 
@@ -160,15 +189,25 @@ def _check_str_list(loc: tuple[str | int, ...], spec: FieldSpec, value: Any) -> 
         return [_error(loc, "Input should be a valid list", "list_type", value)]
     count = len(value)
     if spec.min_items is not None and count < spec.min_items:
-        return [_error(loc, f"List should have at least {spec.min_items} item after "
-                       f"validation, not {count}", "too_short", value,
-                       {"field_type": "List", "min_length": spec.min_items,
-                        "actual_length": count})]
+        return [
+            _error(
+                loc,
+                f"List should have at least {spec.min_items} item after validation, not {count}",
+                "too_short",
+                value,
+                {"field_type": "List", "min_length": spec.min_items, "actual_length": count},
+            )
+        ]
     if spec.max_length is not None and count > spec.max_length:
-        return [_error(loc, f"List should have at most {spec.max_length} items after "
-                       f"validation, not {count}", "too_long", value,
-                       {"field_type": "List", "max_length": spec.max_length,
-                        "actual_length": count})]
+        return [
+            _error(
+                loc,
+                f"List should have at most {spec.max_length} items after validation, not {count}",
+                "too_long",
+                value,
+                {"field_type": "List", "max_length": spec.max_length, "actual_length": count},
+            )
+        ]
     return [
         _error((*loc, index), "Input should be a valid string", "string_type", item)
         for index, item in enumerate(value)
@@ -179,9 +218,15 @@ def _check_str_list(loc: tuple[str | int, ...], spec: FieldSpec, value: Any) -> 
 def _check_combinations(body: Mapping[str, Any]) -> list[ErrorItem]:
     # OpenAI: a transparent background needs an output format with alpha.
     if body.get("background") == "transparent" and body.get("output_format") == "jpeg":
-        return [_error(("body", "background"),
-                       "Value error, transparent background requires output_format "
-                       "'png' or 'webp', not 'jpeg'", "value_error", "transparent")]
+        return [
+            _error(
+                ("body", "background"),
+                "Value error, transparent background requires output_format "
+                "'png' or 'webp', not 'jpeg'",
+                "value_error",
+                "transparent",
+            )
+        ]
     return []
 
 
@@ -213,8 +258,9 @@ EDIT_SCHEMA = EndpointSchema(
     EDIT,
     (
         *_COMMON,
-        FieldSpec("image_urls", "str_list", required=True, min_items=1,
-                  max_length=MAX_INPUT_IMAGES),
+        FieldSpec(
+            "image_urls", "str_list", required=True, min_items=1, max_length=MAX_INPUT_IMAGES
+        ),
         FieldSpec("image_size", "enum", default="auto", choices=("auto", *SIZES)),
         *_TAIL,
         FieldSpec("input_fidelity", "enum", default="high", choices=FIDELITIES),

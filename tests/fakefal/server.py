@@ -173,8 +173,9 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _deliver(action: _Action, send: Send, transport: asyncio.Transport | None,
-                   head_only: bool) -> None:
+async def _deliver(
+    action: _Action, send: Send, transport: asyncio.Transport | None, head_only: bool
+) -> None:
     if isinstance(action, _Drop):
         if transport is None:
             raise RuntimeError("cannot drop a connection without its transport")
@@ -191,8 +192,13 @@ async def _deliver(action: _Action, send: Send, transport: asyncio.Transport | N
     ]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     if isinstance(action, _Truncate):
-        await send({"type": "http.response.body", "body": reply.body[: len(reply.body) // 2],
-                    "more_body": True})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": reply.body[: len(reply.body) // 2],
+                "more_body": True,
+            }
+        )
         if transport is None:
             raise RuntimeError("cannot truncate a response without its transport")
         transport.close()  # flushes what was written, then closes
@@ -298,8 +304,12 @@ class FakeFal:
         )
         server = uvicorn.Server(config)
         self._thread_error = None
-        thread = threading.Thread(target=self._serve, args=(server, sockets),
-                                  name=f"fakefal-{self.main_port}", daemon=True)
+        thread = threading.Thread(
+            target=self._serve,
+            args=(server, sockets),
+            name=f"fakefal-{self.main_port}",
+            daemon=True,
+        )
         self._server, self._thread = server, thread
         thread.start()
         deadline = time.monotonic() + 15
@@ -362,8 +372,9 @@ class FakeFal:
             for sock in sockets:
                 sock.close()
 
-    def _ssl_context_factory(self, _config: uvicorn.Config,
-                             _default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    def _ssl_context_factory(
+        self, _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._leaf.configure_cert(context)
         return context
@@ -467,8 +478,9 @@ class FakeFal:
                     return sub
         raise KeyError(request_id)
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float = 10,
-                   message: str = "condition") -> None:
+    def wait_until(
+        self, predicate: Callable[[], bool], timeout: float = 10, message: str = "condition"
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
@@ -507,10 +519,8 @@ class FakeFal:
             role=self._role(scope),
             method=scope["method"],
             path=scope["path"],
-            query=dict(parse_qsl(scope["query_string"].decode("latin-1"),
-                                 keep_blank_values=True)),
-            headers={k.decode("latin-1").lower(): v.decode("latin-1")
-                     for k, v in scope["headers"]},
+            query=dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)),
+            headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
             body=body,
             receive=receive,
         )
@@ -519,10 +529,21 @@ class FakeFal:
         except Exception:
             self._note_internal_error()
             action = _error_reply(500, "fakefal internal error (see FakeFal.internal_errors)")
-        status = None if isinstance(action, _Drop) else (
-            action.reply.status if isinstance(action, _Truncate) else action.status)
-        record = RecordedHTTP(request.role, request.method, request.path, request.query,
-                              request.headers, len(body), arrived, status)
+        status = (
+            None
+            if isinstance(action, _Drop)
+            else (action.reply.status if isinstance(action, _Truncate) else action.status)
+        )
+        record = RecordedHTTP(
+            request.role,
+            request.method,
+            request.path,
+            request.query,
+            request.headers,
+            len(body),
+            arrived,
+            status,
+        )
         with self._lock:
             self._http_log.append(record)
         await _deliver(action, send, transport, head_only=request.method == "HEAD")
@@ -627,8 +648,9 @@ class FakeFal:
         payload["logs"] = list(sub.logs) if with_logs else None
         if sub.state == "COMPLETED":
             started = sub.started_at or sub.submitted_at
-            payload["metrics"] = {"inference_time": round((sub.finished_at or started)
-                                                          - started, 3)}
+            payload["metrics"] = {
+                "inference_time": round((sub.finished_at or started) - started, 3)
+            }
             if sub.error is not None:
                 payload["error"] = sub.error
                 payload["error_type"] = sub.error_type
@@ -639,8 +661,7 @@ class FakeFal:
             return self._fault_action(sub)
         if sub.state != "COMPLETED" or sub.result_status is None:
             return _error_reply(400, "Request is still in progress")
-        return _Reply(sub.result_status, sub._result_body, "application/json",
-                      sub._result_headers)
+        return _Reply(sub.result_status, sub._result_body, "application/json", sub._result_headers)
 
     def _cancel(self, sub: Submission) -> _Action:
         if sub.state == "COMPLETED":
@@ -690,8 +711,14 @@ class FakeFal:
             errors = SCHEMAS[endpoint].validate(arguments)
         except ValueError as exc:
             arguments = None
-            errors = [{"loc": ["body", 0], "msg": f"JSON decode error: {exc}",
-                       "type": "json_invalid", "input": {}}]
+            errors = [
+                {
+                    "loc": ["body", 0],
+                    "msg": f"JSON decode error: {exc}",
+                    "type": "json_invalid",
+                    "input": {},
+                }
+            ]
         sub = Submission(
             endpoint=endpoint,
             arguments=arguments,
@@ -735,13 +762,18 @@ class FakeFal:
         if fault.kind == "malformed_result":
             return _Reply(200, b'{"images": [{"url": "https://', "application/json")
         if fault.kind == "truncated_result":
-            body = sub._result_body if sub is not None and sub._result_body else json.dumps(
-                {"images": [{"url": f"{self.cdn_url}/files/none.png"}]}).encode()
+            body = (
+                sub._result_body
+                if sub is not None and sub._result_body
+                else json.dumps({"images": [{"url": f"{self.cdn_url}/files/none.png"}]}).encode()
+            )
             return _Truncate(_Reply(200, body, "application/json"))
         if fault.ingress:
             title = f"{fault.status} {HTTPStatus(fault.status).phrase}"
-            page = (f"<html><head><title>{title}</title></head><body><center><h1>{title}"
-                    "</h1></center><hr><center>nginx</center></body></html>")
+            page = (
+                f"<html><head><title>{title}</title></head><body><center><h1>{title}"
+                "</h1></center><hr><center>nginx</center></body></html>"
+            )
             return _Reply(fault.status, page.encode(), "text/html")
         return _error_reply(fault.status, fault.detail, fault.error_type)
 
@@ -757,8 +789,12 @@ class FakeFal:
             await self._run_submission(sub, queue_time, latency)
         except Exception:
             self._note_internal_error()
-            self._complete(sub, _error_reply(500, "fakefal internal error", "internal_error"),
-                           error="fakefal internal error", error_type="internal_error")
+            self._complete(
+                sub,
+                _error_reply(500, "fakefal internal error", "internal_error"),
+                error="fakefal internal error",
+                error_type="internal_error",
+            )
         finally:
             with self._lock:
                 self._in_flight.discard(sub.request_id)
@@ -773,7 +809,8 @@ class FakeFal:
         problems: list[ErrorItem] = []
         if sub.endpoint == EDIT:
             sub.decoded_inputs, problems = await asyncio.to_thread(
-                resolve_inputs, arguments, self._fetch_input)
+                resolve_inputs, arguments, self._fetch_input
+            )
             self._log(sub, f"Loaded {len(sub.decoded_inputs)} input image(s)")
         if problems:
             return self._complete_invalid(sub, problems)
@@ -787,8 +824,11 @@ class FakeFal:
         extra = fault.seconds if fault is not None and fault.kind == "slow" else 0.0
         step = (latency + extra) / len(plan)
         first = plan[0]
-        self._log(sub, f"Generating {len(plan)} image(s) at {first.width}x{first.height}, "
-                       f"quality={arguments['quality']}")
+        self._log(
+            sub,
+            f"Generating {len(plan)} image(s) at {first.width}x{first.height}, "
+            f"quality={arguments['quality']}",
+        )
         for index in range(len(plan)):
             self._log(sub, f"Generating image {index + 1} of {len(plan)}")
             if await self._sleep_or_cancelled(sub, step):
@@ -803,8 +843,7 @@ class FakeFal:
             return self._complete_cancelled(sub)
         self._finish(sub, arguments, plan, encoded)
 
-    async def _abandon(self, sub: Submission,
-                       renders: asyncio.Future[list[bytes]] | None) -> None:
+    async def _abandon(self, sub: Submission, renders: asyncio.Future[list[bytes]] | None) -> None:
         if renders is not None:
             await renders  # finish the threads quietly; the result is discarded
         self._complete_cancelled(sub)
@@ -841,11 +880,19 @@ class FakeFal:
         self._log(sub, f"Starting request {sub.request_id} on {sub.endpoint}")
 
     def _log(self, sub: Submission, message: str) -> None:
-        sub.logs.append({"message": message, "level": "INFO", "source": "user",
-                         "timestamp": _now_iso()})
+        sub.logs.append(
+            {"message": message, "level": "INFO", "source": "user", "timestamp": _now_iso()}
+        )
 
-    def _complete(self, sub: Submission, reply: _Reply, *, result: dict[str, Any] | None = None,
-                  error: str | None = None, error_type: str | None = None) -> None:
+    def _complete(
+        self,
+        sub: Submission,
+        reply: _Reply,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
         sub.result = result
         sub.result_status = reply.status
         sub._result_body = reply.body
@@ -859,16 +906,19 @@ class FakeFal:
         sub.state = "COMPLETED"  # last, so whoever sees COMPLETED sees everything
 
     def _complete_cancelled(self, sub: Submission) -> None:
-        self._complete(sub, _error_reply(499, CANCELLED_ERROR, "client_cancelled"),
-                       error=CANCELLED_ERROR, error_type="client_cancelled")
+        self._complete(
+            sub,
+            _error_reply(499, CANCELLED_ERROR, "client_cancelled"),
+            error=CANCELLED_ERROR,
+            error_type="client_cancelled",
+        )
 
     def _complete_invalid(self, sub: Submission, errors: list[ErrorItem]) -> None:
         summary = "; ".join(
             f"{'.'.join(str(part) for part in item['loc'][1:]) or 'body'}: {item['msg']}"
             for item in errors
         )
-        self._complete(sub, _json(422, {"detail": errors}),
-                       error=f"Unprocessable input: {summary}")
+        self._complete(sub, _json(422, {"detail": errors}), error=f"Unprocessable input: {summary}")
 
     def _plan(self, sub: Submission, arguments: dict[str, Any]) -> list[images.RenderSpec]:
         size = arguments["image_size"]
@@ -876,8 +926,11 @@ class FakeFal:
         if sub.endpoint == EDIT:
             first = sub.decoded_inputs[0]
             base = first.data
-            width, height = (images.closest_size(first.width, first.height) if size == "auto"
-                             else images.parse_size(size))
+            width, height = (
+                images.closest_size(first.width, first.height)
+                if size == "auto"
+                else images.parse_size(size)
+            )
         else:
             width, height = images.parse_size(size)
         return [
@@ -893,31 +946,53 @@ class FakeFal:
             for index in range(arguments["num_images"])
         ]
 
-    def _finish(self, sub: Submission, arguments: dict[str, Any],
-                plan: list[images.RenderSpec], encoded: list[bytes]) -> None:
+    def _finish(
+        self,
+        sub: Submission,
+        arguments: dict[str, Any],
+        plan: list[images.RenderSpec],
+        encoded: list[bytes],
+    ) -> None:
         fault = sub.fault
         kind = fault.kind if fault is not None else None
         if fault is not None and kind == "complete_with_error":
             error = str(fault.detail)
-            self._complete(sub, _error_reply(500, error, fault.error_type),
-                           error=error, error_type=fault.error_type)
+            self._complete(
+                sub,
+                _error_reply(500, error, fault.error_type),
+                error=error,
+                error_type=fault.error_type,
+            )
             return
         if fault is not None and kind == "content_policy":
-            item = {"loc": ["body", "prompt"], "msg": str(fault.detail),
-                    "type": "content_policy_violation", "input": arguments["prompt"]}
-            self._complete(sub, _json(422, {"detail": [item]}), error=str(fault.detail),
-                           error_type="content_policy_violation")
+            item = {
+                "loc": ["body", "prompt"],
+                "msg": str(fault.detail),
+                "type": "content_policy_violation",
+                "input": arguments["prompt"],
+            }
+            self._complete(
+                sub,
+                _json(422, {"detail": [item]}),
+                error=str(fault.detail),
+                error_type="content_policy_violation",
+            )
             return
         broken = set(fault.indexes) if fault is not None and kind == "broken_image_urls" else set()
-        files = [] if kind == "no_images" else [
-            self._publish(spec, data, arguments["sync_mode"], index in broken)
-            for index, (spec, data) in enumerate(zip(plan, encoded, strict=True))
-        ]
+        files = (
+            []
+            if kind == "no_images"
+            else [
+                self._publish(spec, data, arguments["sync_mode"], index in broken)
+                for index, (spec, data) in enumerate(zip(plan, encoded, strict=True))
+            ]
+        )
         result = {"images": files}
         self._complete(sub, _json(200, result), result=result)
 
-    def _publish(self, spec: images.RenderSpec, data: bytes, sync_mode: bool,
-                 broken: bool) -> dict[str, Any]:
+    def _publish(
+        self, spec: images.RenderSpec, data: bytes, sync_mode: bool, broken: bool
+    ) -> dict[str, Any]:
         mime = images.MIME_BY_FORMAT[spec.output_format]
         file_name = f"{secrets.token_urlsafe(15)}.{images.EXTENSION_BY_FORMAT[spec.output_format]}"
         if sync_mode and not broken:
@@ -928,8 +1003,13 @@ class FakeFal:
             if not broken:
                 with self._lock:
                     self._files[path] = _StoredFile(data, mime)
-        return {"url": url, "content_type": mime, "file_name": file_name,
-                "width": spec.width, "height": spec.height}
+        return {
+            "url": url,
+            "content_type": mime,
+            "file_name": file_name,
+            "width": spec.width,
+            "height": spec.height,
+        }
 
     # --- edit inputs -----------------------------------------------------------------------
 
@@ -960,8 +1040,15 @@ class FakeFal:
             with self._lock:
                 self._cdn_tokens.add(token)
             expires = datetime.now(UTC) + timedelta(hours=1)
-            return _json(200, {"token": token, "token_type": "Bearer",
-                               "base_url": self.cdn_url, "expires_at": expires.isoformat()})
+            return _json(
+                200,
+                {
+                    "token": token,
+                    "token_type": "Bearer",
+                    "base_url": self.cdn_url,
+                    "expires_at": expires.isoformat(),
+                },
+            )
         if path == "/storage/upload/initiate" and method == "POST":
             if (denied := self._auth_problem(request)) is not None:
                 return denied
@@ -982,10 +1069,13 @@ class FakeFal:
         blob_id = secrets.token_hex(8)
         with self._lock:
             self._pending_blobs[blob_id] = (file_name, content_type)
-        return _json(200, {
-            "upload_url": f"{self.rest_url}/storage/upload/blob/{blob_id}",
-            "file_url": self._file_url(blob_id, file_name),
-        })
+        return _json(
+            200,
+            {
+                "upload_url": f"{self.rest_url}/storage/upload/blob/{blob_id}",
+                "file_url": self._file_url(blob_id, file_name),
+            },
+        )
 
     def _finish_blob(self, request: _Request, blob_id: str) -> _Action:
         with self._lock:
@@ -993,15 +1083,26 @@ class FakeFal:
         if pending is None:
             return _error_reply(404, "Unknown upload")
         file_name, content_type = pending
-        self._store_upload(request.body, request.headers.get("content-type") or content_type,
-                           file_name, blob_id, "storage")
+        self._store_upload(
+            request.body,
+            request.headers.get("content-type") or content_type,
+            file_name,
+            blob_id,
+            "storage",
+        )
         return _json(200, {})
 
     def _file_url(self, file_id: str, file_name: str) -> str:
         return f"{self.cdn_url}/files/{file_id}/{quote(file_name)}"
 
-    def _store_upload(self, data: bytes, content_type: str, file_name: str, file_id: str,
-                      via: Literal["cdn", "storage"]) -> str:
+    def _store_upload(
+        self,
+        data: bytes,
+        content_type: str,
+        file_name: str,
+        file_id: str,
+        via: Literal["cdn", "storage"],
+    ) -> str:
         url = self._file_url(file_id, file_name)
         with self._lock:
             self._files[f"/files/{file_id}/{file_name}"] = _StoredFile(data, content_type)
@@ -1036,8 +1137,15 @@ class FakeFal:
             return failed
         content_type = request.headers.get("content-type") or "application/octet-stream"
         file_name = request.headers.get("x-fal-file-name") or (
-            secrets.token_hex(8) + (mimetypes.guess_extension(content_type) or ".bin"))
-        url = self._store_upload(request.body, content_type, file_name, secrets.token_hex(6),
-                                 "cdn")
-        return _json(200, {"access_url": url, "content_type": content_type,
-                           "file_name": file_name, "file_size": len(request.body)})
+            secrets.token_hex(8) + (mimetypes.guess_extension(content_type) or ".bin")
+        )
+        url = self._store_upload(request.body, content_type, file_name, secrets.token_hex(6), "cdn")
+        return _json(
+            200,
+            {
+                "access_url": url,
+                "content_type": content_type,
+                "file_name": file_name,
+                "file_size": len(request.body),
+            },
+        )

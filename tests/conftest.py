@@ -1,0 +1,175 @@
+"""Shared fixtures: the fake fal service, the real app server, a real browser.
+
+fal_client reads its run and queue hosts from the environment once, at import,
+so the fake's addresses are fixed here before anything imports fal_client.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fakefal import FakeFal, shared_fake
+
+assert "fal_client" not in sys.modules, "conftest must configure the fake before fal_client loads"
+
+# A developer's real key, kept for the opt-in live test before the fake takes over.
+LIVE_FAL_KEY = os.environ.get("FAL_KEY")
+
+# The fake lives for the whole session; its sockets are bound now so that the
+# environment names them before fal_client is imported.
+FAKE = shared_fake()
+FAKE_ENV_NAMES = frozenset(FAKE.env())
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+HOST_KEY = "host0000-0000-4000-8000-000000000000:00000000000000000000000000000000"
+
+import fal_client  # noqa: E402  (after the environment names the fake)
+
+fal_client.client.REST_URL = FAKE.rest_url
+fal_client.client.CDN_URL = FAKE.cdn_url
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--live", action="store_true", help="run tests against the real fal.ai")
+
+
+@pytest.fixture(scope="session")
+def fake_service() -> FakeFal:
+    return FAKE
+
+
+@pytest.fixture
+def fake(fake_service: FakeFal) -> Iterator[FakeFal]:
+    """The fake fal service, with clean records and default behaviour."""
+    fake_service.reset()
+    yield fake_service
+    fake_service.reset()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningApp:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_app(tmp_dir: Path, **env_overrides: str) -> RunningApp:
+    """Launch `python app.py` as a user would, pointed at the fake fal service."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **FAKE.env(),
+        "FAL_KEY": HOST_KEY,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "STUDIO_RESULTS_DIR": str(tmp_dir / "results"),
+        "STUDIO_REQUEST_TIMEOUT": "60",
+        "STUDIO_CONCURRENCY_LIMIT": "64",
+        "PYTHONUNBUFFERED": "1",
+        **env_overrides,
+    }
+    log_path = tmp_dir / f"app-{port}.log"
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=tmp_dir,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app exited early:\n{log_path.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError(f"app did not start:\n{log_path.read_text()}")
+    return RunningApp(url, process, log_path)
+
+
+def stop_app(app: RunningApp) -> None:
+    app.process.terminate()
+    try:
+        app.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        app.process.kill()
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    fake_service: FakeFal, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningApp]:
+    """One app process for the session, with a host key."""
+    app = start_app(tmp_path_factory.mktemp("app"))
+    yield app
+    stop_app(app)
+
+
+@pytest.fixture
+def api(app_server: RunningApp, fake: FakeFal):
+    """A gradio_client connected to the running app (fake reset per test)."""
+    from gradio_client import Client
+
+    return Client(app_server.url, verbose=False)
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (never `playwright install`).
+
+    Module-scoped: sync Playwright runs an event loop while it is open, which
+    would stop pytest-asyncio's tests in other modules from running theirs.
+    """
+    from playwright.sync_api import sync_playwright
+
+    chromium = "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.fail("Debian chromium is missing: apt-get install -y chromium (see .ci/run)")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,148 @@
+"""`backend.ImageClient` through the real fal_client, over HTTPS, against the fake."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from backend import (
+    Fetching,
+    Finished,
+    ImageClient,
+    Queued,
+    Running,
+    Settings,
+    Submitted,
+    TextToImageRequest,
+    choose_key,
+)
+from backend.errors import (
+    DeadlineExceeded,
+    KeyRejected,
+    RequestRefused,
+    ResultUnavailable,
+    ServiceUnavailable,
+)
+from tests.fakefal import Fault
+
+KEY_A = "aaaaaaaa-0000-4000-8000-00000000000a:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+KEY_B = "bbbbbbbb-0000-4000-8000-00000000000b:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(fal_key=KEY_A, results_dir=tmp_path, request_timeout_s=30, poll_interval_s=0.05)
+
+
+@pytest.fixture
+async def client(settings: Settings, fake):
+    image_client = ImageClient(settings)
+    yield image_client
+    await image_client.aclose()
+
+
+def request(**values) -> TextToImageRequest:
+    return TextToImageRequest.parse(prompt=values.pop("prompt", "a quiet harbour"), **values)
+
+
+async def test_stream_reports_each_stage_then_the_result(client, fake):
+    fake.queue_time = 0.4
+    fake.latency = 0.5
+    events = [e async for e in client.stream(request(num_images=2), choose_key(KEY_A, None))]
+    kinds = [type(e) for e in events]
+    assert kinds[0] is Submitted
+    assert kinds.index(Queued) < kinds.index(Running) < kinds.index(Fetching)
+    assert kinds[-1] is Finished
+    running = [e for e in events if isinstance(e, Running)]
+    assert any(e.logs for e in running)
+    result = events[-1].result
+    assert [img.width for img in result.images] == [1024, 1024]
+    for img in result.images:
+        with Image.open(img.path) as opened:
+            assert opened.format == "PNG"
+    assert result.timings.total_s >= result.timings.running_s > 0
+
+
+async def test_each_call_uses_its_own_key_even_when_interleaved(client, fake):
+    fake.latency = 0.3
+    runs = [
+        client.run(request(prompt=f"{name} {n}"), choose_key(key, None))
+        for n in range(4)
+        for name, key in (("a", KEY_A), ("b", KEY_B))
+    ]
+    await asyncio.gather(*runs)
+    assert len(fake.submissions) == 8
+    for sub in fake.submissions:
+        expected = KEY_A if sub.arguments["prompt"].startswith("a ") else KEY_B
+        assert sub.authorization == f"Key {expected}"
+
+
+async def test_the_deadline_ends_a_request_that_never_finishes_and_cancels_it(settings, fake):
+    client = ImageClient(replace(settings, request_timeout_s=1.5))
+    fake.inject(Fault.never_finish())
+    with pytest.raises(DeadlineExceeded) as caught:
+        await client.run(request(), choose_key(KEY_A, None))
+    assert "cancelled at fal" in caught.value.message
+    [sub] = fake.submissions
+    assert sub.cancelled
+    await client.aclose()
+
+
+async def test_a_cancelled_caller_cancels_the_request_at_fal(client, fake):
+    fake.inject(Fault.never_finish())
+    task = asyncio.create_task(client.run(request(), choose_key(KEY_A, None)))
+    await asyncio.to_thread(fake.wait_for_submissions, 1)
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [sub] = fake.submissions
+    assert sub.cancelled
+
+
+async def test_images_that_arrive_are_kept_when_others_fail(client, fake):
+    fake.inject(Fault.broken_image_urls([1, 3]))
+    result = await client.run(request(num_images=4), choose_key(KEY_A, None))
+    assert len(result.images) == 2
+    assert [f.index for f in result.failures] == [1, 3]
+    assert all("404" in f.reason for f in result.failures)
+
+
+async def test_a_result_without_images_is_a_clear_failure(client, fake):
+    fake.inject(Fault.no_images())
+    with pytest.raises(ResultUnavailable) as caught:
+        await client.run(request(), choose_key(KEY_A, None))
+    assert "no images" in caught.value.message
+
+
+async def test_a_rejected_key_says_to_check_it(client, fake):
+    fake.inject(Fault.http_error("submit", 401, detail="Invalid key"))
+    with pytest.raises(KeyRejected):
+        await client.run(request(), choose_key(KEY_A, None))
+
+
+async def test_a_body_fal_refuses_gives_its_reasons(client, fake):
+    # Sent unvalidated on purpose (model_construct skips our checks) to see fal's 422.
+    bad = TextToImageRequest.model_construct(
+        prompt="p",
+        image_size="512x512",
+        background="auto",
+        quality="high",
+        num_images=1,
+        output_format="png",
+        sync_mode=False,
+    )
+    with pytest.raises(RequestRefused) as caught:
+        await client.run(bad, choose_key(KEY_A, None))
+    assert "image_size" in caught.value.message
+
+
+async def test_an_unreadable_answer_is_reported_not_raised_raw(client, fake):
+    fake.inject(Fault.malformed_result())
+    with pytest.raises(ServiceUnavailable) as caught:
+        await client.run(request(), choose_key(KEY_A, None))
+    assert "could not be read" in caught.value.message
