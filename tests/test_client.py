@@ -146,3 +146,20 @@ async def test_an_unreadable_answer_is_reported_not_raised_raw(client, fake):
     with pytest.raises(ServiceUnavailable) as caught:
         await client.run(request(), choose_key(KEY_A, None))
     assert "could not be read" in caught.value.message
+
+
+async def test_network_trouble_ends_in_a_sentence_after_fal_clients_own_retries(
+    client, fake, monkeypatch
+):
+    # fal_client retries a dropped connection 10 times with back-off; zero the
+    # back-off (fal_client's, not ours) so the test takes no half a minute.
+    import fal_client
+
+    monkeypatch.setattr(fal_client.client, "_get_retry_delay", lambda *a, **k: 0)
+    fake.inject(Fault.drop_connection("submit"), times=10)  # every retry is a new submit
+    with pytest.raises(ServiceUnavailable) as caught:
+        await client.run(request(), choose_key(KEY_A, None))
+    assert "network trouble" in caught.value.message
+    submits = [h for h in fake.http_log if h.role == "queue" and h.method == "POST"]
+    assert len(submits) == 10, "fal_client's retries are used, with no second loop of ours"
+    assert fake.submissions[-1].state == "REJECTED"
