@@ -3,13 +3,24 @@
 Nothing here imports Gradio; the UI depends on this package, never the reverse.
 """
 
-from backend.client import Fetching, Finished, ImageClient, Progress, Queued, Running, Submitted
+from backend.client import (
+    Fetching,
+    Finished,
+    ImageClient,
+    Progress,
+    Queued,
+    Running,
+    Submitted,
+    Uploading,
+)
+from backend.edits import EditDraft, draft_edit
 from backend.errors import StudioError
 from backend.keys import KeyChoice, choose_key
 from backend.schema import EditRequest, GenerationResult, ResultImage, TextToImageRequest
 from backend.settings import Settings
 
 __all__ = [
+    "EditDraft",
     "EditRequest",
     "Fetching",
     "Finished",
@@ -24,5 +35,7 @@ __all__ = [
     "StudioError",
     "Submitted",
     "TextToImageRequest",
+    "Uploading",
     "choose_key",
+    "draft_edit",
 ]

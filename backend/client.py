@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import fal_client
 import httpx
 
+from backend.edits import EditDraft, needs_upload, send_inputs
 from backend.errors import (
     Cancelled,
     DeadlineExceeded,
@@ -40,6 +41,8 @@ log = logging.getLogger("studio.fal")
 
 T = TypeVar("T")
 Request = TextToImageRequest | EditRequest
+# What stream() takes: a ready request, or an edit whose images are still local.
+Job = TextToImageRequest | EditRequest | EditDraft
 
 # Clients kept per key: reusing one keeps its TLS connections warm; the cap
 # bounds memory on a busy public Space with many visitors' keys.
@@ -47,6 +50,12 @@ _MAX_CACHED_CLIENTS = 256
 
 
 # --- Progress: a small sum type the UI renders --------------------------------
+
+
+@dataclass(frozen=True)
+class Uploading:
+    count: int
+    elapsed_s: float
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,7 @@ class Finished:
     result: GenerationResult
 
 
-Progress = Submitted | Queued | Running | Fetching | Finished
+Progress = Uploading | Submitted | Queued | Running | Fetching | Finished
 
 
 class ImageClient:
@@ -137,21 +146,32 @@ class ImageClient:
 
     # -- running a request -------------------------------------------------
 
-    async def run(self, request: Request, key: KeyChoice) -> GenerationResult:
+    async def run(self, request: Job, key: KeyChoice) -> GenerationResult:
         """Run to completion, ignoring progress."""
         async for event in self.stream(request, key):
             if isinstance(event, Finished):
                 return event.result
         raise ResultUnavailable()  # pragma: no cover - stream always finishes or raises
 
-    async def stream(self, request: Request, key: KeyChoice) -> AsyncIterator[Progress]:
+    async def stream(self, job: Job, key: KeyChoice) -> AsyncIterator[Progress]:
         started = time.monotonic()
         deadline = started + self._settings.request_timeout_s
-        arguments = request.to_arguments()
-        endpoint = request.endpoint
         client = self._client_for(key.key)
         handle: Any = None
         try:
+            if isinstance(job, EditDraft):
+                limits = {
+                    "inline_limit": self._settings.inline_limit_bytes,
+                    "inline_budget": self._settings.inline_budget_bytes,
+                }
+                uploads = needs_upload(job, **limits)
+                if uploads:
+                    yield Uploading(uploads, time.monotonic() - started)
+                request: Request = await _within(deadline, send_inputs(client, job, **limits))
+            else:
+                request = job
+            arguments = request.to_arguments()
+            endpoint = request.endpoint
             handle = await _within(deadline, client.submit(endpoint, arguments))
             request_id: str = handle.request_id
             log.info("submitted %s request %s (%s)", endpoint, request_id, key.source)

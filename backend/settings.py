@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.edits import INLINE_BUDGET_BYTES, INLINE_LIMIT_BYTES
 from backend.errors import InvalidInput
 
 
@@ -29,6 +30,10 @@ class Settings:
     # these at a local fake; a proxy could too. (fal_client reads its run and
     # queue hosts itself, from FAL_RUN_HOST and FAL_QUEUE_RUN_HOST.)
     fal_rest_url: str | None = None
+    # Edit inputs up to this size go inline as data URIs, larger ones are
+    # uploaded (see backend/edits.py); a field so benchmarks can compare both.
+    inline_limit_bytes: int = INLINE_LIMIT_BYTES
+    inline_budget_bytes: int = INLINE_BUDGET_BYTES
     fal_cdn_url: str | None = None
 
     @property

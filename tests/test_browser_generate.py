@@ -35,10 +35,11 @@ def test_generate_tab_sends_every_chosen_value_and_shows_the_images(
 
         # Live progress appears while fal works.
         page.wait_for_function(
-            "document.querySelector('#status')?.innerText.includes('Generating')", timeout=15_000
+            "document.querySelector('#t2i-status')?.innerText.includes('Generating')",
+            timeout=15_000,
         )
         page.wait_for_function(
-            "document.querySelector('#status')?.innerText.includes('✅')", timeout=30_000
+            "document.querySelector('#t2i-status')?.innerText.includes('✅')", timeout=30_000
         )
         images = page.locator("#t2i-gallery img")
         images.first.wait_for()
@@ -75,7 +76,7 @@ def test_an_impossible_combination_is_explained_in_the_page(browser, app_server,
         choose(page, "t2i-output-format", "jpeg")
         page.click("#t2i-run")
         page.wait_for_function(
-            "document.querySelector('#status')?.innerText.includes('needs png or webp')",
+            "document.querySelector('#t2i-status')?.innerText.includes('needs png or webp')",
             timeout=15_000,
         )
         page.screenshot(path=str(artifacts / "generate-error.png"))

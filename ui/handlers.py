@@ -1,17 +1,23 @@
 """Event handlers: verbs that turn UI values into backend calls and back.
 
-They hold no layout. Their parameter names are the public API's parameter
-names (Gradio reads them from the signatures), so they mirror the fal fields.
+They hold no layout. The public API's parameter names are these functions'
+parameter names (Gradio reads the signatures), so they mirror the fal fields.
+CPU work on images runs in threads so the event loop keeps serving others.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import io
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from backend import (
     Finished,
@@ -20,9 +26,13 @@ from backend import (
     StudioError,
     TextToImageRequest,
     choose_key,
+    draft_edit,
 )
+from backend.client import Job
 from backend.errors import InvalidInput
+from backend.images import MAX_INPUT_BYTES, PreparedImage, prepare_image
 from backend.keys import clean_user_key
+from backend.masks import Mask, mask_from_editor, mask_from_upload, mask_preview
 from ui.progress import describe_error, describe_progress, describe_result
 
 log = logging.getLogger("studio.ui")
@@ -31,8 +41,8 @@ log = logging.getLogger("studio.ui")
 # flooding many browsers with a message per queue poll.
 _STATUS_EVERY_S = 0.4
 
-GalleryItems = list[tuple[str, str]]
 Outputs = tuple[Any, Any, str]
+EMPTY_CANVAS: dict[str, Any] = {"background": None, "layers": [], "composite": None}
 
 
 class Studio:
@@ -41,6 +51,9 @@ class Studio:
     def __init__(self, settings: Settings, client: ImageClient) -> None:
         self.settings = settings
         self.client = client
+        self._canvas_dir = settings.results_dir / "canvas"
+
+    # -- the two endpoints (public API) -------------------------------------
 
     async def generate(
         self,
@@ -59,8 +72,9 @@ class Studio:
         fal request id, timings; never the key) and a status sentence.
         `fal_key` is the caller's own fal key; empty uses the server's.
         """
-        try:
-            request = TextToImageRequest.parse(
+
+        async def build() -> Job:
+            return TextToImageRequest.parse(
                 prompt=prompt,
                 image_size=image_size,
                 background=background,
@@ -69,14 +83,188 @@ class Studio:
                 output_format=output_format,
                 sync_mode=sync_mode,
             )
+
+        async for outputs in self._run(build, fal_key):
+            yield outputs
+
+    async def edit(
+        self,
+        prompt: str,
+        images: list[str] | None,
+        mask: str | None,
+        image_size: str,
+        background: str,
+        quality: str,
+        input_fidelity: str,
+        num_images: int,
+        output_format: str,
+        sync_mode: bool,
+        fal_key: str,
+    ) -> AsyncIterator[Outputs]:
+        """Edit images with fal-ai/gpt-image-1.5/edit.
+
+        `images`: 1 to 16 image files; the first is the one edited (and the one
+        the mask applies to). `mask`: optional PNG the size of the first image
+        whose fully transparent pixels mark the area to edit (checked, not
+        trusted). Returns the images, the JSON record and a status sentence.
+        """
+
+        async def build() -> Job:
+            prepared = await asyncio.to_thread(_read_images, images or [])
+            checked = None
+            if mask:
+                size = (prepared[0].width, prepared[0].height) if prepared else (0, 0)
+                checked = await asyncio.to_thread(_read_mask, mask, size)
+            return draft_edit(
+                prepared,
+                checked,
+                prompt=prompt,
+                image_size=image_size,
+                background=background,
+                quality=quality,
+                input_fidelity=input_fidelity,
+                num_images=_whole(num_images),
+                output_format=output_format,
+                sync_mode=sync_mode,
+            )
+
+        async for outputs in self._run(build, fal_key):
+            yield outputs
+
+    # -- the page's versions: errors end in the status line -----------------
+
+    async def generate_in_page(self, *values: Any) -> AsyncIterator[Outputs]:
+        """`generate` for the page: a failure ends with its sentence in the status
+        line (already yielded) instead of an error popup over the results."""
+        try:
+            async for outputs in self.generate(*values):
+                yield outputs
+        except gr.Error:
+            return
+
+    async def edit_in_page(
+        self,
+        prompt: str,
+        references: list[Any] | None,
+        canvas: dict[str, Any] | None,
+        invert: bool,
+        mask_file: str | None,
+        *parameters: Any,
+    ) -> AsyncIterator[Outputs]:
+        """The Edit tab's button: the mask comes from the canvas (or an uploaded file)."""
+
+        async def build() -> Job:
+            paths = gallery_paths(references)
+            prepared = await asyncio.to_thread(_read_images, paths)
+            checked = await asyncio.to_thread(_mask_for, prepared, canvas, invert, mask_file)
+            (image_size, background, quality, fidelity, num_images, fmt, sync) = parameters[:7]
+            return draft_edit(
+                prepared,
+                checked,
+                prompt=prompt,
+                image_size=image_size,
+                background=background,
+                quality=quality,
+                input_fidelity=fidelity,
+                num_images=_whole(num_images),
+                output_format=fmt,
+                sync_mode=sync,
+            )
+
+        try:
+            async for outputs in self._run(build, parameters[7]):
+                yield outputs
+        except gr.Error:
+            return
+
+    # -- the Edit tab's canvas ----------------------------------------------
+
+    async def show_main_image(
+        self, references: list[Any] | None, shown: str | None
+    ) -> tuple[Any, str | None]:
+        """Put the first reference image on the canvas, when it changed.
+
+        Adding more references must not wipe the strokes on the main image, so
+        the canvas is only reset when the main image itself is another one.
+        """
+        paths = gallery_paths(references)
+        main = paths[0] if paths else None
+        if main == shown:
+            return gr.skip(), shown
+        if main is None:
+            return EMPTY_CANVAS, None
+        try:
+            background = await asyncio.to_thread(self._canvas_background, main)
+        except StudioError as exc:
+            gr.Warning(exc.message)
+            return EMPTY_CANVAS, None
+        return {"background": background, "layers": [], "composite": None}, main
+
+    def make_main(self, references: list[Any] | None, selected: int | None) -> Any:
+        """Move the selected reference to the front: it becomes the edited image."""
+        items = list(references or [])
+        if selected is None or not 0 < selected < len(items):
+            return gr.skip()
+        items.insert(0, items.pop(selected))
+        return items
+
+    @staticmethod
+    def remember_selection(event: gr.SelectData) -> int:
+        return int(event.index)
+
+    async def preview_mask(
+        self,
+        references: list[Any] | None,
+        canvas: dict[str, Any] | None,
+        invert: bool,
+        mask_file: str | None,
+    ) -> tuple[Any, str]:
+        """The mask as it will be sent, drawn over the main image."""
+        try:
+            paths = gallery_paths(references)
+            prepared = await asyncio.to_thread(_read_images, paths[:1])
+            if not prepared:
+                raise InvalidInput("Add a reference image first; the mask applies to the first.")
+            mask = await asyncio.to_thread(_mask_for, prepared, canvas, invert, mask_file)
+        except StudioError as exc:
+            return None, describe_error(exc.message)
+        if mask is None:
+            return None, "Nothing painted: the whole image may change (no mask is sent)."
+        preview = await asyncio.to_thread(_preview, prepared[0], mask)
+        return preview, f"The tinted area ({mask.edit_fraction:.0%} of the image) will be edited."
+
+    def _canvas_background(self, path: str) -> str:
+        """The main image as the canvas should show it: upright, in a mode it can draw.
+
+        The mask is made at this image's size, so canvas and mask always agree.
+        """
+        prepared = _read_images([path])[0]
+        with open(path, "rb") as original:
+            if original.read() == prepared.data:
+                return path
+        digest = hashlib.sha256(prepared.data).hexdigest()[:16]
+        target = self._canvas_dir / f"{digest}.{prepared.file_name.rsplit('.', 1)[-1]}"
+        if not target.exists():
+            self._canvas_dir.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(prepared.data)
+        return str(target)
+
+    # -- shared -------------------------------------------------------------
+
+    async def _run(
+        self, build: Callable[[], Awaitable[Job]], fal_key: str | None
+    ) -> AsyncIterator[Outputs]:
+        """Check everything, run the job, stream status lines, end with results."""
+        try:
             key = choose_key(fal_key, self.settings.fal_key)
+            job = await build()
         except StudioError as exc:
             yield gr.skip(), gr.skip(), describe_error(exc.message)
             raise gr.Error(exc.message, print_exception=False) from None
 
         last_sent = 0.0
         try:
-            async for event in self.client.stream(request, key):
+            async for event in self.client.stream(job, key):
                 if isinstance(event, Finished):
                     result = event.result
                     gallery = [(img.path, img.caption()) for img in result.images]
@@ -89,15 +277,6 @@ class Studio:
         except StudioError as exc:
             yield gr.skip(), gr.skip(), describe_error(exc.message)
             raise gr.Error(exc.message, print_exception=False) from None
-
-    async def generate_in_page(self, *values: Any) -> AsyncIterator[Outputs]:
-        """`generate` for the page: a failure ends with its sentence in the status
-        line (already yielded) instead of an error popup over the results."""
-        try:
-            async for outputs in self.generate(*values):
-                yield outputs
-        except gr.Error:
-            return
 
     def describe_key(self, fal_key: str) -> str:
         """Which key the next request will use, never the key itself."""
@@ -114,6 +293,61 @@ class Studio:
             "(get one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)), "
             "or set `FAL_KEY` in `.env` and restart."
         )
+
+
+def gallery_paths(value: Sequence[Any] | None) -> list[str]:
+    """File paths from a Gallery value: (path, caption) pairs, dicts or plain paths."""
+    paths = []
+    for item in value or []:
+        if isinstance(item, (tuple, list)):
+            item = item[0]
+        if isinstance(item, dict):
+            item = item.get("path") or (item.get("image") or {}).get("path")
+        if isinstance(item, (str, Path)):
+            paths.append(str(item))
+    return paths
+
+
+def _read_images(paths: Sequence[str]) -> list[PreparedImage]:
+    return [prepare_image(_read_file(path), name=Path(path).name) for path in paths]
+
+
+def _read_file(path: str) -> bytes:
+    file = Path(path)
+    try:
+        if file.stat().st_size > MAX_INPUT_BYTES:
+            raise InvalidInput(
+                f"'{file.name}' is larger than 50 MB, the model's limit. Use a smaller file."
+            )
+        return file.read_bytes()
+    except OSError:
+        raise InvalidInput(f"'{file.name}' could not be read. Add it again.") from None
+
+
+def _read_mask(path: str, size: tuple[int, int]) -> Mask:
+    if size == (0, 0):
+        raise InvalidInput("Add at least one reference image (the first is the one you edit).")
+    return mask_from_upload(_read_file(path), size)
+
+
+def _mask_for(
+    prepared: list[PreparedImage],
+    canvas: dict[str, Any] | None,
+    invert: bool,
+    mask_file: str | None,
+) -> Mask | None:
+    """An uploaded mask wins over painting; no paint and no file means no mask."""
+    if not prepared:
+        return None
+    size = (prepared[0].width, prepared[0].height)
+    if mask_file:
+        return _read_mask(mask_file, size)
+    return mask_from_editor(canvas, size, invert=invert)
+
+
+def _preview(image: PreparedImage, mask: Mask) -> Image.Image:
+    with Image.open(io.BytesIO(image.data)) as opened:
+        return mask_preview(opened.convert("RGB"), mask)
 
 
 def _whole(value: Any) -> Any:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from backend import Fetching, GenerationResult, Progress, Queued, Running, Submitted
+from backend import Fetching, GenerationResult, Progress, Queued, Running, Submitted, Uploading
 
 _LOG_LINES_SHOWN = 6
 
 
 def describe_progress(event: Progress) -> str:
+    if isinstance(event, Uploading):
+        plural = "file" if event.count == 1 else "files"
+        return f"⬆️ Uploading {event.count} {plural} to fal · {event.elapsed_s:.1f} s"
     if isinstance(event, Submitted):
         return f"⏳ Sent to fal · request `{event.request_id}` · {event.elapsed_s:.1f} s"
     if isinstance(event, Queued):

@@ -1,0 +1,134 @@
+"""Controls both tabs share: the API's parameters, the run buttons, the result panel.
+
+Labels are the API's own field names; choices and defaults come from the
+request models in `backend.schema`, which mirror the seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+from pydantic import BaseModel
+
+from backend.schema import (
+    BACKGROUNDS,
+    INPUT_FIDELITIES,
+    NUM_IMAGES_MAX,
+    NUM_IMAGES_MIN,
+    OUTPUT_FORMATS,
+    PROMPT_MAX_CHARS,
+    QUALITIES,
+)
+
+
+@dataclass
+class Parameters:
+    """The parameter controls of one tab, in the API's order."""
+
+    image_size: gr.Dropdown
+    background: gr.Dropdown
+    quality: gr.Dropdown
+    input_fidelity: gr.Dropdown | None
+    num_images: gr.Slider
+    output_format: gr.Dropdown
+    sync_mode: gr.Checkbox
+
+    def before_fidelity(self) -> list[Any]:
+        return [self.image_size, self.background, self.quality]
+
+    def after_fidelity(self) -> list[Any]:
+        return [self.num_images, self.output_format, self.sync_mode]
+
+
+@dataclass
+class ResultPanel:
+    status: gr.Markdown
+    gallery: gr.Gallery
+    record: gr.JSON
+
+    def outputs(self) -> list[Any]:
+        return [self.gallery, self.record, self.status]
+
+
+def prompt_box(prefix: str, placeholder: str) -> gr.Textbox:
+    return gr.Textbox(
+        value="",
+        label="prompt",
+        lines=4,
+        max_length=PROMPT_MAX_CHARS,
+        placeholder=placeholder,
+        elem_id=f"{prefix}-prompt",
+    )
+
+
+def parameter_controls(
+    prefix: str, model: type[BaseModel], image_sizes: tuple[str, ...]
+) -> Parameters:
+    """Every parameter of `model` (besides prompt and images) as a control."""
+    fields = model.model_fields
+
+    def dropdown(name: str, choices: tuple[str, ...], info: str) -> gr.Dropdown:
+        return gr.Dropdown(
+            list(choices),
+            value=fields[name].default,
+            label=name,
+            info=info,
+            elem_id=f"{prefix}-{name.replace('_', '-')}",
+        )
+
+    with gr.Row():
+        size_info = "auto follows the first image" if "auto" in image_sizes else "Width x height"
+        image_size = dropdown("image_size", image_sizes, size_info)
+        quality = dropdown("quality", QUALITIES, "Higher is slower and costs more")
+    with gr.Row():
+        background = dropdown("background", BACKGROUNDS, "transparent needs png or webp")
+        output_format = dropdown("output_format", OUTPUT_FORMATS, "File format of the results")
+    input_fidelity = None
+    if "input_fidelity" in fields:
+        input_fidelity = dropdown(
+            "input_fidelity", INPUT_FIDELITIES, "How closely to keep the input's details"
+        )
+    num_images = gr.Slider(
+        NUM_IMAGES_MIN,
+        NUM_IMAGES_MAX,
+        value=fields["num_images"].default,
+        step=1,
+        precision=0,
+        label="num_images",
+        info="How many images to make",
+        elem_id=f"{prefix}-num-images",
+    )
+    sync_mode = gr.Checkbox(
+        value=fields["sync_mode"].default,
+        label="sync_mode",
+        info="Return images inline as data URIs; fal keeps no copy in its request history",
+        elem_id=f"{prefix}-sync-mode",
+    )
+    return Parameters(
+        image_size, background, quality, input_fidelity, num_images, output_format, sync_mode
+    )
+
+
+def run_buttons(prefix: str, label: str) -> tuple[gr.Button, gr.Button]:
+    with gr.Row():
+        run = gr.Button(label, variant="primary", elem_id=f"{prefix}-run", scale=3)
+        stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", scale=1)
+    return run, stop
+
+
+def result_panel(prefix: str) -> ResultPanel:
+    status = gr.Markdown("", elem_id=f"{prefix}-status", elem_classes=["status"])
+    gallery = gr.Gallery(
+        label="Results",
+        columns=2,
+        height="auto",
+        object_fit="contain",
+        interactive=False,
+        buttons=["download", "fullscreen"],
+        elem_id=f"{prefix}-gallery",
+    )
+    with gr.Accordion("Details", open=False):
+        record = gr.JSON(label="Request record", elem_id=f"{prefix}-record")
+    return ResultPanel(status, gallery, record)
