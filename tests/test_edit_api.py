@@ -1,0 +1,208 @@
+"""`/edit` through the real server and gradio_client: what fal receives is decoded and checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from PIL import Image
+
+EDIT = "fal-ai/gpt-image-1.5/edit"
+
+
+def save_png(path: Path, size, colour, mode="RGB") -> str:
+    Image.new(mode, size, colour).save(path, "PNG")
+    return str(path)
+
+
+def mask_file(path: Path, size, box) -> str:
+    """fal/OpenAI convention: opaque everywhere but the transparent `box` to edit."""
+    pixels = np.zeros((size[1], size[0], 4), np.uint8)
+    pixels[..., 3] = 255
+    left, top, right, bottom = box
+    pixels[top:bottom, left:right] = (255, 255, 255, 0)
+    Image.fromarray(pixels, "RGBA").save(path, "PNG")
+    return str(path)
+
+
+def edit(api, images, mask=None, **overrides):
+    values = {
+        "prompt": "make the sky stormy",
+        "images": [handle_file(p) for p in images],
+        "mask": handle_file(mask) if mask else None,
+        "image_size": "auto",
+        "background": "auto",
+        "quality": "high",
+        "input_fidelity": "high",
+        "num_images": 1,
+        "output_format": "png",
+        "sync_mode": False,
+        "fal_key": "",
+    }
+    values.update(overrides)
+    return api.predict(**values, api_name="/edit")
+
+
+def test_images_in_order_and_the_mask_reach_fal_with_every_parameter(api, fake, tmp_path):
+    main = save_png(tmp_path / "main.png", (1536, 1024), (40, 120, 200))
+    second = save_png(tmp_path / "second.png", (512, 512), (200, 40, 40))
+    third = save_png(tmp_path / "third.png", (800, 600), (40, 200, 40))
+    box = (100, 200, 300, 400)
+    mask = mask_file(tmp_path / "mask.png", (1536, 1024), box)
+
+    gallery, record, status = edit(
+        api,
+        [main, second, third],
+        mask,
+        image_size="1536x1024",
+        background="opaque",
+        quality="medium",
+        input_fidelity="low",
+        num_images=2,
+        output_format="webp",
+    )
+
+    [sub] = fake.submissions
+    assert sub.endpoint == EDIT
+    assert sub.schema_errors == []
+    sent = {k: v for k, v in sub.arguments.items() if k not in ("image_urls", "mask_image_url")}
+    assert sent == {
+        "prompt": "make the sky stormy",
+        "image_size": "1536x1024",
+        "background": "opaque",
+        "quality": "medium",
+        "input_fidelity": "low",
+        "num_images": 2,
+        "output_format": "webp",
+        "sync_mode": False,
+    }
+    images = [d for d in sub.decoded_inputs if d.role == "image"]
+    assert [(d.width, d.height) for d in images] == [(1536, 1024), (512, 512), (800, 600)]
+    assert [d.to_pil().convert("RGB").getpixel((5, 5)) for d in images] == [
+        (40, 120, 200),
+        (200, 40, 40),
+        (40, 200, 40),
+    ]
+    [received_mask] = [d for d in sub.decoded_inputs if d.role == "mask"]
+    assert (received_mask.width, received_mask.height) == (1536, 1024)
+    alpha = np.asarray(received_mask.to_pil().convert("RGBA"))[..., 3]
+    expected = np.full((1024, 1536), 255, np.uint8)
+    expected[200:400, 100:300] = 0
+    assert np.array_equal(alpha, expected)
+
+    assert len(gallery) == 2
+    assert all("1536×1024 WEBP" in item["caption"] for item in gallery)
+    assert record["endpoint"] == EDIT
+    assert "2 images" in status
+
+
+def test_without_a_mask_no_mask_url_is_sent(api, fake, tmp_path):
+    edit(api, [save_png(tmp_path / "a.png", (640, 480), (1, 2, 3))])
+    [sub] = fake.submissions
+    assert "mask_image_url" not in sub.arguments
+    assert [d.role for d in sub.decoded_inputs] == ["image"]
+
+
+def test_small_inputs_travel_inline_and_large_ones_are_uploaded(api, fake, tmp_path):
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, size=(1024, 1536, 3), dtype=np.uint8)  # ~4.7 MB as PNG
+    big = tmp_path / "big.png"
+    Image.fromarray(noise).save(big, "PNG", compress_level=1)
+    small = save_png(tmp_path / "small.png", (256, 256), (9, 9, 9))
+    edit(api, [str(big), small])
+    [sub] = fake.submissions
+    first, second = sub.arguments["image_urls"]
+    assert first.startswith(fake.cdn_url), "the large image was uploaded to fal's storage"
+    assert second.startswith("data:image/png;base64,"), "the small one went inline"
+    assert len(fake.uploads) == 1
+    assert fake.uploads[0].data == big.read_bytes(), "sent byte for byte, not re-encoded"
+
+
+def test_an_exif_rotated_photo_reaches_fal_upright(api, fake, tmp_path):
+    photo = Image.new("RGB", (600, 400), (250, 250, 250))
+    photo.paste((255, 0, 0), (0, 0, 50, 50))  # a red corner, top-left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    path = tmp_path / "phone.jpg"
+    photo.save(path, "JPEG", exif=exif.tobytes(), quality=95)
+    edit(api, [str(path)])
+    [image] = [d for d in fake.submissions[0].decoded_inputs if d.role == "image"]
+    assert (image.width, image.height) == (400, 600)
+    red, green, _ = image.to_pil().convert("RGB").getpixel((375, 25))
+    assert red > 200 and green < 60, "the stored top-left corner is now top-right"
+
+
+@pytest.mark.parametrize(
+    ("case", "phrase"),
+    [
+        ("no images", "Add at least one reference image"),
+        ("seventeen images", "at most 16"),
+        ("corrupt image", "'broken.png'"),
+        ("mask of another shape", "mask"),
+        ("mask with nothing to edit", "no transparent area"),
+        ("empty prompt", "prompt is empty"),
+    ],
+)
+def test_bad_edits_are_explained_and_nothing_reaches_fal(api, fake, tmp_path, case, phrase):
+    main = save_png(tmp_path / "main.png", (300, 200), (5, 5, 5))
+    images, mask, overrides = [main], None, {}
+    if case == "no images":
+        images = []
+    elif case == "seventeen images":
+        images = [main] * 17
+    elif case == "corrupt image":
+        broken = tmp_path / "broken.png"
+        broken.write_bytes(Path(main).read_bytes()[:40])
+        images = [str(broken)]
+    elif case == "mask of another shape":
+        mask = mask_file(tmp_path / "m.png", (200, 300), (0, 0, 10, 10))
+    elif case == "mask with nothing to edit":
+        mask = save_png(tmp_path / "m.png", (300, 200), (0, 0, 0, 255), mode="RGBA")
+    elif case == "empty prompt":
+        overrides["prompt"] = "  "
+    with pytest.raises(Exception) as caught:
+        edit(api, images, mask, **overrides)
+    assert phrase in str(caught.value)
+    assert "Traceback" not in str(caught.value)
+    assert fake.submissions == []
+    assert fake.uploads == []
+
+
+def test_a_black_and_white_mask_without_alpha_is_read_as_white_means_edit(api, fake, tmp_path):
+    main = save_png(tmp_path / "main.png", (300, 200), (5, 5, 5))
+    bw = Image.new("L", (300, 200), 0)
+    bw.paste(255, (10, 20, 110, 120))
+    mask_path = tmp_path / "bw.png"
+    bw.save(mask_path)
+    edit(api, [main], str(mask_path))
+    [mask] = [d for d in fake.submissions[0].decoded_inputs if d.role == "mask"]
+    alpha = np.asarray(mask.to_pil().convert("RGBA"))[..., 3]
+    assert (alpha == 0).sum() == 100 * 100
+    assert alpha[20:120, 10:110].max() == 0
+
+
+def test_the_api_names_its_parameters_like_the_endpoint(app_server):
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(app_server.url + "gradio_api/info") as response:
+        info = json.load(response)
+    params = info["named_endpoints"]["/edit"]["parameters"]
+    assert [p["parameter_name"] for p in params] == [
+        "prompt",
+        "images",
+        "mask",
+        "image_size",
+        "background",
+        "quality",
+        "input_fidelity",
+        "num_images",
+        "output_format",
+        "sync_mode",
+        "fal_key",
+    ]
+    defaults = {p["parameter_name"]: p.get("parameter_default") for p in params}
+    assert defaults["image_size"] == "auto"
+    assert defaults["input_fidelity"] == "high"

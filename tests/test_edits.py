@@ -1,0 +1,93 @@
+"""Edits are checked whole before anything leaves; inputs go inline or uploaded by rule."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.edits import (
+    INLINE_BUDGET_BYTES,
+    INLINE_LIMIT_BYTES,
+    _inline_choice,
+    draft_edit,
+)
+from backend.errors import InvalidInput
+from backend.images import prepare_image
+from backend.masks import mask_from_layers
+
+
+def png(width: int, height: int, colour=(10, 20, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def stroke_mask(width: int, height: int):
+    layer = np.zeros((height, width, 4), np.uint8)
+    layer[10:20, 10:20, 3] = 255
+    return mask_from_layers([layer], (width, height))
+
+
+def test_a_draft_validates_parameters_with_placeholder_urls():
+    draft = draft_edit([prepare_image(png(64, 48))], None, prompt="add a hat", quality="low")
+    assert draft.request.quality == "low"
+    assert draft.request.image_urls == ["pending:0"]
+    assert draft.request.mask_image_url is None
+    assert draft.main_size == (64, 48)
+
+
+def test_a_draft_with_a_mask_names_its_place():
+    draft = draft_edit([prepare_image(png(64, 48))], stroke_mask(64, 48), prompt="p")
+    assert draft.request.mask_image_url == "pending:mask"
+
+
+@pytest.mark.parametrize(
+    ("count", "phrase"),
+    [(0, "Add at least one reference image"), (17, "at most 16")],
+)
+def test_image_count_is_checked(count, phrase):
+    images = [prepare_image(png(8, 8))] * count
+    with pytest.raises(InvalidInput) as caught:
+        draft_edit(images, None, prompt="p")
+    assert phrase in caught.value.message
+
+
+def test_a_mask_of_another_size_than_the_first_image_is_refused():
+    with pytest.raises(InvalidInput) as caught:
+        draft_edit([prepare_image(png(64, 48))], stroke_mask(48, 64), prompt="p")
+    assert "48x64" in caught.value.message and "64x48" in caught.value.message
+
+
+def test_bad_parameters_are_refused_before_any_upload():
+    with pytest.raises(InvalidInput) as caught:
+        draft_edit(
+            [prepare_image(png(8, 8))],
+            None,
+            prompt="p",
+            background="transparent",
+            output_format="jpeg",
+        )
+    assert "png or webp" in caught.value.message
+
+
+def test_small_files_go_inline_and_large_ones_are_uploaded():
+    small, large = 100_000, INLINE_LIMIT_BYTES + 1
+    assert _inline_choice([small, large, small], INLINE_LIMIT_BYTES, INLINE_BUDGET_BYTES) == [
+        True,
+        False,
+        True,
+    ]
+
+
+def test_the_inline_budget_caps_one_request_body():
+    sizes = [1_500_000] * 5  # each may go inline, all together may not
+    inline = _inline_choice(sizes, INLINE_LIMIT_BYTES, INLINE_BUDGET_BYTES)
+    assert sum(s for s, keep in zip(sizes, inline, strict=True) if keep) <= INLINE_BUDGET_BYTES
+    assert inline.count(True) == 2
+
+
+def test_a_zero_limit_uploads_everything():
+    assert _inline_choice([10, 20], 0, INLINE_BUDGET_BYTES) == [False, False]
