@@ -107,3 +107,52 @@ def test_a_painted_stroke_becomes_the_mask_fal_receives(
         assert alpha[y, x] == 255, f"{(x, y)} is in the mask but was not painted"
     assert 0 < (alpha == 0).mean() < 0.1
     assert set(np.unique(alpha)) == {0, 255}
+
+
+def canvas_centre_colour(canvas) -> tuple[int, int, int]:
+    shot = Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")
+    r, g, b = shot.getpixel((shot.width // 2, shot.height // 2))
+    return int(r), int(g), int(b)
+
+
+def close_to(colour, target, tolerance=30) -> bool:
+    return sum(abs(a - b) for a, b in zip(colour, target, strict=True)) < tolerance
+
+
+def test_make_main_and_delete_reorder_the_references(
+    browser, app_server, fake, artifacts, tmp_path
+):
+    blue = tmp_path / "blue.png"
+    red = tmp_path / "red.png"
+    Image.new("RGB", (900, 600), SKY).save(blue)
+    Image.new("RGB", (600, 600), (200, 40, 40)).save(red)
+    page = browser.new_page(viewport={"width": 1280, "height": 1300})
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Edit").click()
+        page.fill("#edit-prompt textarea", "a kite")
+        page.set_input_files("#edit-references input[type=file]", [str(blue), str(red)])
+        canvas = page.locator("#edit-canvas canvas").first
+        page.wait_for_timeout(2500)
+        assert close_to(canvas_centre_colour(canvas), SKY), "the first image is on the canvas"
+
+        page.get_by_role("button", name="Thumbnail 2 of 2").first.click()
+        page.click("#edit-make-main")
+        page.wait_for_timeout(2500)
+        assert close_to(canvas_centre_colour(canvas), (200, 40, 40)), "red is now the main image"
+        page.screenshot(path=str(artifacts / "edit-make-main.png"), full_page=True)
+
+        page.get_by_role("button", name="Delete image").first.click()  # removes red
+        page.wait_for_timeout(2500)
+        assert close_to(canvas_centre_colour(canvas), SKY), "blue is main again after the delete"
+
+        page.click("#edit-run")
+        page.wait_for_function(
+            "document.querySelector('#edit-status')?.innerText.includes('✅')", timeout=30_000
+        )
+    finally:
+        page.close()
+    [sub] = fake.submissions
+    images = [d for d in sub.decoded_inputs if d.role == "image"]
+    assert [(d.width, d.height) for d in images] == [(900, 600)]
+    assert "mask_image_url" not in sub.arguments, "nothing painted: no mask"

@@ -206,7 +206,8 @@ class Studio:
         if selected is None or not 0 < selected < len(items):
             return gr.skip()
         items.insert(0, items.pop(selected))
-        return items
+        # Leave the gallery's preview too: the new order is then seen at a glance.
+        return gr.Gallery(value=items, selected_index=None)
 
     @staticmethod
     def remember_selection(event: gr.SelectData) -> int:
