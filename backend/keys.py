@@ -37,11 +37,18 @@ def clean_user_key(raw: str | None) -> str | None:
     return key
 
 
-def choose_key(user_key: str | None, host_key: str | None) -> KeyChoice:
-    """The key for one request: the visitor's own, else the host's."""
+def choose_key(
+    user_key: str | None, host_key: str | None, *, host_requires_own: bool = False
+) -> KeyChoice:
+    """The key for one request: the visitor's own, else the host's (if the host allows)."""
     own = clean_user_key(user_key)
     if own:
         return KeyChoice(own, "your key")
-    if host_key:
+    if host_key and not host_requires_own:
         return KeyChoice(host_key, "the host's key")
+    if host_requires_own:
+        raise MissingKey(
+            "This app needs your own fal key: paste it into the 'fal API key' field "
+            "(get one at fal.ai/dashboard/keys)."
+        )
     raise MissingKey()

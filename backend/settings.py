@@ -18,8 +18,17 @@ from backend.errors import InvalidInput
 
 @dataclass(frozen=True)
 class Settings:
-    # repr=False: a settings object in a log line or traceback must not show the key.
+    # repr=False: a settings object in a log line or traceback must not show secrets.
     fal_key: str | None = field(default=None, repr=False)
+    # A public Space should not spend its owner's money: visitors bring their own key.
+    require_user_key: bool = False
+    # Jobs one visitor may have running at once (0: no limit), so that nobody can
+    # hold every slot of a shared server.
+    max_jobs_per_visitor: int = 4
+    # Secret that encrypts a visitor's remembered key in their own browser; without
+    # it the "remember" option is hidden.
+    browser_secret: str | None = field(default=None, repr=False)
+    max_upload_mb: int = 50
     concurrency_limit: int = 64
     request_timeout_s: float = 300.0
     poll_interval_s: float = 0.1
@@ -40,12 +49,23 @@ class Settings:
     def has_host_key(self) -> bool:
         return bool(self.fal_key)
 
+    @property
+    def host_key_for_visitors(self) -> str | None:
+        """The key that serves visitors who bring none, unless they must bring one."""
+        return None if self.require_user_key else self.fal_key
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         defaults = cls()
         return cls(
             fal_key=(env.get("FAL_KEY") or "").strip() or None,
+            require_user_key=_bool(env, "STUDIO_REQUIRE_USER_KEY"),
+            max_jobs_per_visitor=_int(
+                env, "STUDIO_MAX_JOBS_PER_VISITOR", defaults.max_jobs_per_visitor, 0
+            ),
+            browser_secret=(env.get("STUDIO_BROWSER_SECRET") or "").strip() or None,
+            max_upload_mb=_int(env, "STUDIO_MAX_UPLOAD_MB", defaults.max_upload_mb, 1),
             concurrency_limit=_int(env, "STUDIO_CONCURRENCY_LIMIT", defaults.concurrency_limit, 1),
             request_timeout_s=_float(
                 env, "STUDIO_REQUEST_TIMEOUT", defaults.request_timeout_s, minimum=5.0
@@ -59,6 +79,15 @@ class Settings:
             fal_rest_url=env.get("FAL_REST_URL") or None,
             fal_cdn_url=env.get("FAL_CDN_URL") or None,
         )
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise InvalidInput(f"{name} must be true or false (it is '{raw}').")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:

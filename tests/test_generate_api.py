@@ -167,7 +167,10 @@ def test_requests_from_many_users_run_at_the_same_time(app_server, fake):
     results: list[object] = []
 
     def one_user(n: int) -> None:
-        client = Client(app_server.url, verbose=False)
+        # Distinct visitors behind a proxy (the app counts jobs per visitor).
+        client = Client(
+            app_server.url, verbose=False, headers={"X-Forwarded-For": f"198.51.100.{n}"}
+        )
         results.append(client.predict(prompt=f"user {n}", api_name="/generate"))
 
     threads = [threading.Thread(target=one_user, args=(n,)) for n in range(users)]

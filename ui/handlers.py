@@ -32,6 +32,7 @@ from backend.client import Job
 from backend.errors import InvalidInput
 from backend.images import MAX_INPUT_BYTES, PreparedImage, prepare_image
 from backend.keys import clean_user_key
+from backend.limits import VisitorLimiter, visitor_id
 from backend.masks import Mask, mask_from_editor, mask_from_upload, mask_preview
 from ui.progress import describe_error, describe_progress, describe_result
 
@@ -52,6 +53,7 @@ class Studio:
         self.settings = settings
         self.client = client
         self._canvas_dir = settings.results_dir / "canvas"
+        self.limiter = VisitorLimiter(settings.max_jobs_per_visitor)
 
     # -- the two endpoints (public API) -------------------------------------
 
@@ -65,6 +67,7 @@ class Studio:
         output_format: str,
         sync_mode: bool,
         fal_key: str,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[Outputs]:
         """Generate images from a prompt with fal-ai/gpt-image-1.5.
 
@@ -84,7 +87,7 @@ class Studio:
                 sync_mode=sync_mode,
             )
 
-        async for outputs in self._run(build, fal_key):
+        async for outputs in self._run(build, fal_key, request):
             yield outputs
 
     async def edit(
@@ -100,6 +103,7 @@ class Studio:
         output_format: str,
         sync_mode: bool,
         fal_key: str,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[Outputs]:
         """Edit images with fal-ai/gpt-image-1.5/edit.
 
@@ -128,16 +132,28 @@ class Studio:
                 sync_mode=sync_mode,
             )
 
-        async for outputs in self._run(build, fal_key):
+        async for outputs in self._run(build, fal_key, request):
             yield outputs
 
     # -- the page's versions: errors end in the status line -----------------
 
-    async def generate_in_page(self, *values: Any) -> AsyncIterator[Outputs]:
+    async def generate_in_page(
+        self,
+        prompt: str,
+        image_size: str,
+        background: str,
+        quality: str,
+        num_images: int,
+        output_format: str,
+        sync_mode: bool,
+        fal_key: str,
+        request: gr.Request,
+    ) -> AsyncIterator[Outputs]:
         """`generate` for the page: a failure ends with its sentence in the status
         line (already yielded) instead of an error popup over the results."""
+        values = (prompt, image_size, background, quality, num_images, output_format, sync_mode)
         try:
-            async for outputs in self.generate(*values):
+            async for outputs in self.generate(*values, fal_key, request):
                 yield outputs
         except gr.Error:
             return
@@ -149,7 +165,15 @@ class Studio:
         canvas: dict[str, Any] | None,
         invert: bool,
         mask_file: str | None,
-        *parameters: Any,
+        image_size: str,
+        background: str,
+        quality: str,
+        input_fidelity: str,
+        num_images: int,
+        output_format: str,
+        sync_mode: bool,
+        fal_key: str,
+        request: gr.Request,
     ) -> AsyncIterator[Outputs]:
         """The Edit tab's button: the mask comes from the canvas (or an uploaded file)."""
 
@@ -157,7 +181,6 @@ class Studio:
             paths = gallery_paths(references)
             prepared = await asyncio.to_thread(_read_images, paths)
             checked = await asyncio.to_thread(_mask_for, prepared, canvas, invert, mask_file)
-            (image_size, background, quality, fidelity, num_images, fmt, sync) = parameters[:7]
             return draft_edit(
                 prepared,
                 checked,
@@ -165,14 +188,14 @@ class Studio:
                 image_size=image_size,
                 background=background,
                 quality=quality,
-                input_fidelity=fidelity,
+                input_fidelity=input_fidelity,
                 num_images=_whole(num_images),
-                output_format=fmt,
-                sync_mode=sync,
+                output_format=output_format,
+                sync_mode=sync_mode,
             )
 
         try:
-            async for outputs in self._run(build, parameters[7]):
+            async for outputs in self._run(build, fal_key, request):
                 yield outputs
         except gr.Error:
             return
@@ -253,28 +276,32 @@ class Studio:
     # -- shared -------------------------------------------------------------
 
     async def _run(
-        self, build: Callable[[], Awaitable[Job]], fal_key: str | None
+        self,
+        build: Callable[[], Awaitable[Job]],
+        fal_key: str | None,
+        request: gr.Request | None,
     ) -> AsyncIterator[Outputs]:
         """Check everything, run the job, stream status lines, end with results."""
+        visitor = _visitor(request)
         try:
-            key = choose_key(fal_key, self.settings.fal_key)
+            key = choose_key(
+                fal_key,
+                self.settings.fal_key,
+                host_requires_own=self.settings.require_user_key,
+            )
             job = await build()
-        except StudioError as exc:
-            yield gr.skip(), gr.skip(), describe_error(exc.message)
-            raise gr.Error(exc.message, print_exception=False) from None
-
-        last_sent = 0.0
-        try:
-            async for event in self.client.stream(job, key):
-                if isinstance(event, Finished):
-                    result = event.result
-                    gallery = [(img.path, img.caption()) for img in result.images]
-                    yield gallery, result.record(), describe_result(result)
-                    return
-                now = time.monotonic()
-                if now - last_sent >= _STATUS_EVERY_S:
-                    last_sent = now
-                    yield gr.skip(), gr.skip(), describe_progress(event)
+            with self.limiter.slot(visitor):
+                last_sent = 0.0
+                async for event in self.client.stream(job, key):
+                    if isinstance(event, Finished):
+                        result = event.result
+                        gallery = [(img.path, img.caption()) for img in result.images]
+                        yield gallery, result.record(), describe_result(result)
+                        return
+                    now = time.monotonic()
+                    if now - last_sent >= _STATUS_EVERY_S:
+                        last_sent = now
+                        yield gr.skip(), gr.skip(), describe_progress(event)
         except StudioError as exc:
             yield gr.skip(), gr.skip(), describe_error(exc.message)
             raise gr.Error(exc.message, print_exception=False) from None
@@ -287,6 +314,11 @@ class Studio:
             return f"🔑 {exc.message}"
         if own:
             return "🔑 Requests use **your key**."
+        if self.settings.require_user_key:
+            return (
+                "🔑 **No key: add one.** This app runs on visitors' own keys: paste yours "
+                "above (get one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys))."
+            )
         if self.settings.has_host_key:
             return "🔑 Requests use **the host's key**. Paste your own to use it instead."
         return (
@@ -294,6 +326,13 @@ class Studio:
             "(get one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)), "
             "or set `FAL_KEY` in `.env` and restart."
         )
+
+
+def _visitor(request: gr.Request | None) -> str:
+    if request is None:
+        return "local"
+    client = getattr(request, "client", None)
+    return visitor_id(getattr(client, "host", None), dict(request.headers))
 
 
 def gallery_paths(value: Sequence[Any] | None) -> list[str]:
