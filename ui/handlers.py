@@ -20,6 +20,7 @@ import gradio as gr
 from PIL import Image
 
 from backend import (
+    EditRequest,
     Finished,
     ImageClient,
     Settings,
@@ -43,6 +44,7 @@ log = logging.getLogger("studio.ui")
 _STATUS_EVERY_S = 0.4
 
 Outputs = tuple[Any, Any, str]
+_EDIT = EditRequest.model_fields
 EMPTY_CANVAS: dict[str, Any] = {"background": None, "layers": [], "composite": None}
 
 
@@ -93,16 +95,18 @@ class Studio:
     async def edit(
         self,
         prompt: str,
-        images: list[str] | None,
-        mask: str | None,
-        image_size: str,
-        background: str,
-        quality: str,
-        input_fidelity: str,
-        num_images: int,
-        output_format: str,
-        sync_mode: bool,
-        fal_key: str,
+        # Defaults make `images` and `mask` optional for API callers (Gradio reads
+        # them when a component has no value); the rest mirror the seed's defaults.
+        images: list[str] | None = None,
+        mask: str | None = None,
+        image_size: str = _EDIT["image_size"].default,
+        background: str = _EDIT["background"].default,
+        quality: str = _EDIT["quality"].default,
+        input_fidelity: str = _EDIT["input_fidelity"].default,
+        num_images: int = _EDIT["num_images"].default,
+        output_format: str = _EDIT["output_format"].default,
+        sync_mode: bool = _EDIT["sync_mode"].default,
+        fal_key: str = "",
         request: gr.Request | None = None,
     ) -> AsyncIterator[Outputs]:
         """Edit images with fal-ai/gpt-image-1.5/edit.

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from backend import ImageClient, Settings
 from ui.edit_tab import edit_tab
 from ui.generate_tab import generate_tab
+from ui.guards import RefuseRemoteFiles
 from ui.handlers import Studio
 
 TITLE = "GPT Image 1.5 Studio"
@@ -29,7 +31,7 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
             "OpenAI's GPT Image 1.5 on [fal.ai](https://fal.ai/models/fal-ai/gpt-image-1.5): "
             "every parameter of the API at hand."
         )
-        with gr.Accordion("fal API key", open=not settings.has_host_key):
+        with gr.Accordion("fal API key", open=not settings.has_host_key, elem_id="key-panel"):
             fal_key = gr.Textbox(
                 value="",
                 label="fal API key",
@@ -39,6 +41,11 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
                 else "Paste your fal key here",
                 info="Used only for your own requests; never stored on the server.",
                 elem_id="fal-key",
+            )
+            remember = gr.Checkbox(
+                label="Remember my key on this browser (stored encrypted in this browser only)",
+                visible=settings.browser_secret is not None,
+                elem_id="remember-key",
             )
             key_status = gr.Markdown(studio.describe_key(""), elem_id="key-status")
 
@@ -56,8 +63,35 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
             queue=False,
             show_progress="hidden",
         )
+        if settings.browser_secret:
+            _remember_key(demo, settings.browser_secret, fal_key, remember)
     demo.queue(default_concurrency_limit=settings.concurrency_limit)
     return demo
+
+
+def _remember_key(demo: gr.Blocks, secret: str, fal_key: gr.Textbox, remember: gr.Checkbox) -> None:
+    """Opt-in: the visitor's key kept in their own browser, encrypted with the host's
+    secret; the server stores nothing."""
+    # A dict, not a bare string: an empty string would not overwrite what was stored.
+    saved = gr.BrowserState({"key": ""}, storage_key="gpt-image-studio-fal-key", secret=secret)
+
+    def keep(key: str, wanted: bool) -> dict[str, str]:
+        return {"key": key if wanted else ""}
+
+    def restore(stored: dict[str, str] | None) -> tuple[Any, Any]:
+        key = (stored or {}).get("key", "")
+        return (key, True) if key else (gr.skip(), gr.skip())
+
+    gr.on(
+        [fal_key.change, remember.change],
+        keep,
+        inputs=[fal_key, remember],
+        outputs=saved,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )
+    demo.load(restore, saved, [fal_key, remember], api_visibility="private", queue=False)
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
@@ -70,4 +104,7 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         "theme": gr.themes.Soft(),
         "css": _CSS,
         "allowed_paths": [str(settings.results_dir)],
+        "max_file_size": settings.max_upload_mb * 1024 * 1024,
+        # Gradio hands these to FastAPI: the guard sees every call first.
+        "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles)]},
     }
