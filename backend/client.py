@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -24,12 +25,13 @@ import httpx
 from backend.edits import EditDraft, needs_upload, send_inputs
 from backend.errors import (
     Cancelled,
-    DeadlineExceeded,
     ResultUnavailable,
     ServiceUnavailable,
     StudioError,
+    deadline_exceeded,
     from_completed_error,
     from_http_status,
+    from_transport_error,
     redact,
 )
 from backend.keys import KeyChoice
@@ -158,6 +160,7 @@ class ImageClient:
         deadline = started + self._settings.request_timeout_s
         client = self._client_for(key.key)
         handle: Any = None
+        completed = False  # once fal says COMPLETED there is nothing left to cancel
         try:
             if isinstance(job, EditDraft):
                 limits = {
@@ -196,14 +199,9 @@ class ImageClient:
                     break
                 await _within(deadline, asyncio.sleep(self._settings.poll_interval_s))
 
+            completed = True
             completed_at = time.monotonic()
-            # On COMPLETED with an error, fetch the result anyway: that answer carries
-            # fal's real status and `detail` (a 422's list of what was wrong).
-            output = await _within(deadline, handle.get())
-            if status.error:
-                if _is_cancel_error(status.error):
-                    raise Cancelled()
-                raise from_completed_error(status.error, status.error_type)
+            output = await _result_of(handle, status, deadline)
             images_json = output.get("images") if isinstance(output, dict) else None
             if not isinstance(images_json, list) or not images_json:
                 raise ResultUnavailable(
@@ -211,14 +209,13 @@ class ImageClient:
                     detail=f"output without images: {str(output)[:200]}",
                 )
             yield Fetching(request_id, len(images_json), time.monotonic() - started)
-            images, failures = await _within(
-                deadline,
-                fetch_images(
-                    self.http(),
-                    images_json,
-                    self._settings.results_dir / request_id,
-                    stem=f"gpt-image-{request_id[:8]}",
-                ),
+            # Not cut off by _within: at the deadline the images that arrived are kept.
+            images, failures = await fetch_images(
+                self.http(),
+                images_json,
+                self._settings.results_dir / request_id,
+                stem=f"gpt-image-{request_id[:8]}",
+                time_left=max(0.0, deadline - time.monotonic()),
             )
             if not images:
                 raise ResultUnavailable(
@@ -242,48 +239,35 @@ class ImageClient:
                 metrics=dict(getattr(status, "metrics", None) or {}),
             )
             log.info(
-                "finished %s in %.2fs: %d image(s), %d failed",
+                "finished %s in %.2fs: %d image(s), %d failed%s",
                 request_id,
                 result.timings.total_s if result.timings else 0.0,
                 len(images),
                 len(failures),
+                "".join(f"; image {f.index + 1}: {f.reason}" for f in failures),
             )
             yield Finished(result)
         except asyncio.CancelledError:
             # The user pressed Stop or went away: don't leave fal working (and billing).
-            if handle is not None:
+            if handle is not None and not completed:
                 await _cancel_quietly(handle)
                 log.info("cancelled request %s at the user's request", handle.request_id)
             raise
-        except _DeadlinePassed:
-            if handle is not None:
+        except Exception as exc:
+            error = _as_studio_error(exc, self._settings.request_timeout_s, handle is not None)
+            if handle is not None and not completed:
+                # Given up (deadline, network, an error while polling): fal must stop too.
                 await _cancel_quietly(handle)
-            minutes = self._settings.request_timeout_s / 60
-            raise DeadlineExceeded(
-                f"The request took longer than {minutes:g} minutes and was cancelled at fal. "
-                "Try again later.",
-                detail=f"deadline {self._settings.request_timeout_s}s",
-            ) from None
-        except StudioError as exc:
-            log.warning("request failed: %s", redact(exc.detail or exc.message, key.key))
-            raise
-        except fal_client.client.FalClientHTTPError as exc:
-            error = from_http_status(exc.status_code, exc.message, exc.error_type)
-            log.warning("fal answered %s", redact(error.detail, key.key))
+            where = handle.request_id if handle is not None else "before submission"
+            log.warning(
+                "request %s failed: %s: %s",
+                where,
+                type(error).__name__,
+                redact(error.detail or error.message, key.key),
+            )
+            if not isinstance(exc, _EXPECTED_FAILURES):
+                log.error("unexpected failure:\n%s", redact(_traceback(exc), key.key))
             raise error from None
-        except (httpx.HTTPError, OSError) as exc:
-            log.warning("network trouble talking to fal: %s", redact(repr(exc), key.key))
-            raise ServiceUnavailable(
-                "Could not reach fal (network trouble). Check the connection and try again.",
-                detail=type(exc).__name__,
-            ) from None
-        except (ValueError, KeyError, TypeError) as exc:
-            # A malformed or truncated answer: fal_client fails parsing it.
-            log.warning("unreadable answer from fal: %s", redact(repr(exc), key.key))
-            raise ServiceUnavailable(
-                "fal sent an answer that could not be read. Try again in a moment.",
-                detail=type(exc).__name__,
-            ) from None
 
 
 class _DeadlinePassed(Exception):
@@ -311,6 +295,66 @@ async def _cancel_quietly(handle: Any) -> None:
         await asyncio.shield(asyncio.wait_for(handle.cancel(), 10))
     except (Exception, asyncio.CancelledError) as exc:  # best effort: we are already failing
         log.info("cancel of %s not confirmed: %s", handle.request_id, type(exc).__name__)
+
+
+async def _result_of(handle: Any, status: Any, deadline: float) -> Any:
+    """The output of a COMPLETED request, or the error it completed with.
+
+    On COMPLETED with an error the result is fetched anyway: a 422 there carries
+    fal's `detail` list (what exactly was refused). A 5xx there only repeats the
+    failure, and the status' own `error` says more.
+    """
+    try:
+        output = await _within(deadline, handle.get())
+    except fal_client.client.FalClientHTTPError as exc:
+        if status.error and (exc.status_code >= 500 or _is_cancel_error(status.error)):
+            raise _completed_failure(status) from None
+        raise
+    if status.error:
+        raise _completed_failure(status)
+    return output
+
+
+def _completed_failure(status: Any) -> StudioError:
+    if _is_cancel_error(status.error):
+        return Cancelled(detail=f"completed as cancelled: {status.error}")
+    return from_completed_error(status.error, status.error_type)
+
+
+# Failures with a known meaning; anything else is a bug, logged with its traceback.
+_EXPECTED_FAILURES = (
+    StudioError,
+    _DeadlinePassed,
+    fal_client.client.FalClientHTTPError,
+    httpx.HTTPError,
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+)
+
+
+def _as_studio_error(exc: Exception, timeout_s: float, submitted: bool) -> StudioError:
+    """What the user is told about `exc`; its technical side goes to `detail`."""
+    if isinstance(exc, StudioError):
+        return exc
+    if isinstance(exc, _DeadlinePassed):
+        return deadline_exceeded(timeout_s, submitted=submitted)
+    if isinstance(exc, fal_client.client.FalClientHTTPError):
+        return from_http_status(exc.status_code, exc.message, exc.error_type)
+    if isinstance(exc, (httpx.HTTPError, OSError)):
+        return from_transport_error(exc)
+    if isinstance(exc, (ValueError, KeyError, TypeError)):
+        # A malformed answer: fal_client fails parsing it (not JSON, fields missing).
+        return ServiceUnavailable(
+            "fal sent an answer that could not be read. Try again in a moment.",
+            detail=f"unreadable answer: {exc!r}"[:300],
+        )
+    return StudioError(detail=f"unexpected {type(exc).__name__}: {exc}"[:300])
+
+
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc)).rstrip()
 
 
 def _log_lines(logs: list[dict[str, Any]] | None) -> tuple[str, ...]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
+
 
 class StudioError(Exception):
     """Base of all errors the UI and API show to users."""
@@ -55,6 +57,12 @@ class ContentPolicyRefusal(RequestRefused):
         "The request was refused by the content policy. Rephrase the prompt or use other images."
     )
 
+    #: The sentences when fal's `detail` says which input it refused.
+    prompt_message = "The prompt was refused by the content policy. Rephrase it and try again."
+    image_message = (
+        "An input image was refused by the content policy. Use other images and try again."
+    )
+
 
 class RateLimited(StudioError):
     default_message = "fal is rate-limiting this key. Wait a minute, then try again."
@@ -62,6 +70,12 @@ class RateLimited(StudioError):
 
 class ServiceUnavailable(StudioError):
     default_message = "fal could not be reached or had a problem. Try again in a moment."
+
+
+class NetworkTrouble(ServiceUnavailable):
+    """The answer never arrived whole: no connection, a broken one, or no answer in time."""
+
+    default_message = "Could not reach fal (network trouble). Check the connection and try again."
 
 
 class DeadlineExceeded(StudioError):
@@ -120,25 +134,56 @@ def _looks_like_content_policy(detail: Any, error_type: str | None) -> bool:
     )
 
 
+def _detail_types(detail: Any) -> list[str]:
+    """The machine-readable `type`s of a `detail` list, for the log."""
+    items = detail if isinstance(detail, list) else []
+    return sorted({str(i["type"]) for i in items if isinstance(i, dict) and i.get("type")})
+
+
+def _content_policy(detail: Any, technical: str) -> ContentPolicyRefusal:
+    """The refusal, naming the prompt or the images when fal's `detail` list says which."""
+    fields = {
+        str(part)
+        for item in (detail if isinstance(detail, list) else [])
+        if isinstance(item, dict)
+        for part in item.get("loc", [])
+    }
+    if fields & {"image_urls", "mask_image_url"}:
+        return ContentPolicyRefusal(ContentPolicyRefusal.image_message, detail=technical)
+    if "prompt" in fields:
+        return ContentPolicyRefusal(ContentPolicyRefusal.prompt_message, detail=technical)
+    return ContentPolicyRefusal(detail=technical)
+
+
+# What fal's own 5xx answers mean for the user (fal's `x-fal-error-type` goes to the log).
+_SERVER_MESSAGES = {
+    500: "fal had an internal error with this request. Try again in a moment.",
+    502: "fal's service is having trouble right now. Try again in a few minutes.",
+    503: "fal's service is unavailable right now (busy or under maintenance). "
+    "Try again in a few minutes.",
+}
+_TOO_SLOW = "fal took too long to answer. Try again in a moment."
+
+
 def from_http_status(status: int, detail: Any, error_type: str | None = None) -> StudioError:
     """Map an HTTP failure from fal to the error a user should see."""
     said = format_detail(detail)
     technical = f"HTTP {status}" + (f" ({error_type})" if error_type else "") + f": {said}"
+    if kinds := _detail_types(detail):
+        technical += f" [type: {', '.join(kinds)}]"
     if status in (401, 403):
         return KeyRejected(detail=technical)
     if status == 422:
         if _looks_like_content_policy(detail, error_type):
-            return ContentPolicyRefusal(detail=technical)
+            return _content_policy(detail, technical)
         reason = f"fal refused the request: {said.rstrip('.')}. Change it and try again."
         return RequestRefused(reason if said else None, detail=technical)
     if status == 429:
         return RateLimited(detail=technical)
     if status in (408, 504) or (error_type or "").endswith("timeout"):
-        return ServiceUnavailable(
-            "fal took too long to answer. Try again in a moment.", detail=technical
-        )
+        return ServiceUnavailable(_TOO_SLOW, detail=technical)
     if status >= 500:
-        return ServiceUnavailable(detail=technical)
+        return ServiceUnavailable(_SERVER_MESSAGES.get(status), detail=technical)
     if 400 <= status < 500:
         reason = f"fal did not accept the request: {said.rstrip('.')}."
         return RequestRefused(reason if said else None, detail=technical)
@@ -150,10 +195,41 @@ def from_completed_error(error: Any, error_type: str | None) -> StudioError:
     said = format_detail(error)[:300]
     technical = f"completed with error ({error_type or 'no type'}): {said}"
     if _looks_like_content_policy(error, error_type):
-        return ContentPolicyRefusal(detail=technical)
+        return _content_policy(error, technical)
     return ServiceUnavailable(
         f"fal could not finish the request ({said.rstrip('.')}). Try again in a moment."
         if said
         else None,
         detail=technical,
     )
+
+
+def from_transport_error(exc: BaseException) -> NetworkTrouble:
+    """A request whose answer never arrived whole, after fal_client's own retries."""
+    technical = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, httpx.TimeoutException):
+        return NetworkTrouble(
+            "fal did not answer in time (network trouble). Try again in a moment.",
+            detail=technical,
+        )
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return NetworkTrouble(
+            "The connection to fal broke off before its answer arrived (network trouble). "
+            "Try again in a moment.",
+            detail=technical,
+        )
+    return NetworkTrouble(detail=technical)
+
+
+def deadline_exceeded(timeout_s: float, *, submitted: bool) -> DeadlineExceeded:
+    """The request hit the per-request deadline (`STUDIO_REQUEST_TIMEOUT`)."""
+    limit = f"{timeout_s:g} seconds" if timeout_s < 120 else f"{timeout_s / 60:.3g} minutes"
+    if submitted:
+        message = f"The request took longer than {limit} and was cancelled at fal. Try again later."
+    else:
+        # fal_client was still retrying (a busy or unreachable service): nothing ran.
+        message = (
+            f"fal did not take the request within {limit} (busy or unreachable); nothing was "
+            "run. Try again later."
+        )
+    return DeadlineExceeded(message, detail=f"deadline {timeout_s:g}s, submitted={submitted}")

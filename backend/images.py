@@ -39,6 +39,8 @@ MAX_IMAGES = 16
 #: warning threshold (~89 M), and bounds one decoded RGBA image to 256 MiB.
 #: The model works at ~1.5k pixels anyway, so more would only cost memory.
 MAX_PIXELS = 8192 * 8192
+# How messages name that limit: in pixels a person can picture (64 Mi = 67.1 million).
+_PIXEL_LIMIT = "8192x8192 (67 million pixels)"
 
 #: What Pillow may even try to parse (its JPEG reader also yields "MPO", the
 #: multi-picture JPEGs many cameras write). Keeping this short keeps exotic
@@ -205,8 +207,7 @@ def _open_header(data: bytes, *, label: str, hint: str) -> ImageFile.ImageFile:
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise InvalidInput(
-            f"{label} has too many pixels (over {MAX_PIXELS // 1_000_000} megapixels); "
-            "use a smaller image.",
+            f"{label} has too many pixels (more than {_PIXEL_LIMIT}); use a smaller image.",
             detail=str(error),
         ) from error
     except (UnidentifiedImageError, OSError, ValueError, EOFError, SyntaxError) as error:
@@ -225,8 +226,7 @@ def _open_header(data: bytes, *, label: str, hint: str) -> ImageFile.ImageFile:
 def _too_many_pixels(label: str, size: tuple[int, int]) -> InvalidInput:
     width, height = size
     return InvalidInput(
-        f"{label} is {width}x{height} pixels, over the {MAX_PIXELS // 1_000_000}-megapixel "
-        "limit; use a smaller image."
+        f"{label} is {width}x{height} pixels, more than {_PIXEL_LIMIT}; use a smaller image."
     )
 
 

@@ -26,15 +26,38 @@ _EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 
 
 async def fetch_images(
-    http: httpx.AsyncClient, images_json: list[Any], dest: Path, *, stem: str
+    http: httpx.AsyncClient,
+    images_json: list[Any],
+    dest: Path,
+    *,
+    stem: str,
+    time_left: float | None = None,
 ) -> tuple[list[ResultImage], list[ImageFailure]]:
-    """Fetch every image fal listed, at once; return those that arrived and those that didn't."""
-    outcomes = await asyncio.gather(
-        *(
-            _fetch_one(http, entry, dest, f"{stem}-{index + 1}", index)
-            for index, entry in enumerate(images_json)
-        )
-    )
+    """Fetch every image fal listed, at once; return those that arrived and those that didn't.
+
+    After `time_left` seconds the downloads still running are abandoned and
+    reported as failures: the images that did arrive are kept either way.
+    """
+    if not images_json:
+        return [], []
+    tasks = [
+        asyncio.create_task(_fetch_one(http, entry, dest, f"{stem}-{index + 1}", index))
+        for index, entry in enumerate(images_json)
+    ]
+    try:
+        await asyncio.wait(tasks, timeout=time_left)
+    finally:
+        # Also on the caller's cancellation (Stop): no download outlives its request.
+        unfinished = [task for task in tasks if not task.done()]
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+    outcomes = [
+        task.result()
+        if not task.cancelled()
+        else ImageFailure(index, "did not arrive before the request's time limit")
+        for index, task in enumerate(tasks)
+    ]
     images = [o for o in outcomes if isinstance(o, ResultImage)]
     failures = [o for o in outcomes if isinstance(o, ImageFailure)]
     return images, failures
@@ -60,6 +83,8 @@ async def _fetch_one(
         return ImageFailure(index, str(exc))
     except httpx.HTTPError as exc:
         return ImageFailure(index, f"download failed ({type(exc).__name__})")
+    except OSError as exc:  # saving it here failed (disk full, permissions)
+        return ImageFailure(index, f"could not be saved on the server ({type(exc).__name__})")
 
 
 class _FetchFailed(Exception):

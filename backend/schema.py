@@ -8,6 +8,7 @@ would refuse (the queue would accept it and only fail at result time).
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Self, get_args
 
@@ -67,7 +68,8 @@ class _Request(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _prompt_has_text(cls, value: str) -> str:
-        if not value.strip():
+        value = clean_prompt(value)
+        if not has_visible_text(value):
             raise ValueError("is empty: describe the image you want")
         if len(value) > PROMPT_MAX_CHARS:
             raise ValueError(
@@ -122,6 +124,38 @@ class EditRequest(_Request):
     mask_image_url: str | None = None
 
 
+# Control characters a prompt may keep: the ones that lay out text.
+_LAYOUT_CONTROLS = frozenset("\t\n\r")
+
+
+def clean_prompt(text: str) -> str:
+    """The prompt as sent: control characters (NUL, escape codes...) removed.
+
+    Everything printable stays exactly as typed, including emoji sequences,
+    right-to-left text and combining marks. Unpaired surrogates (half an emoji,
+    from a broken copy or a cut string) cannot be sent as UTF-8 at all, so they
+    are refused rather than silently dropped.
+    """
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        raise ValueError(
+            "contains a broken character (half of an emoji or symbol); type or paste it again"
+        )
+    return "".join(ch for ch in text if ch in _LAYOUT_CONTROLS or unicodedata.category(ch) != "Cc")
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether `text` has anything but spaces and invisible format characters."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc") for ch in text)
+
+
+# pydantic's wrong-type errors, as the end of a sentence ("The prompt must be text.").
+_TYPE_SENTENCES = {
+    "string_type": "must be text",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+}
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """Turn pydantic's report into sentences a person can act on."""
     sentences = []
@@ -143,6 +177,8 @@ def describe_validation_error(exc: ValidationError) -> str:
             )
         elif kind == "missing" and name != "image_urls":
             sentences.append(f"{label} is required.")
+        elif kind in _TYPE_SENTENCES and name not in ("image_urls",):
+            sentences.append(f"{label} {_TYPE_SENTENCES[kind]}.")
         elif kind == "extra_forbidden":
             sentences.append(f"'{name}' is not a parameter of this endpoint.")
         elif kind in ("too_short", "missing") and name == "image_urls":

@@ -4,7 +4,10 @@ A `Fault` is injected with `FakeFal.inject(fault, times=n)`. Faults for "upload"
 wait in their own FIFO and are used by the next upload requests (CDN
 `POST /files/upload` or REST `POST /storage/upload/initiate`); every other fault
 waits in the submissions FIFO and is attached to the next model request (queue
-submit or direct run), one fault per request.
+submit or direct run), one fault per request. `inject(fault, prompt="...")`
+attaches it instead to the next requests whose prompt is exactly that one, so
+that concurrent clients each get the fault meant for them (those faults come
+first; a request with no fault waiting for its prompt takes the FIFO's next).
 
 Where an attached fault fires:
 - `where="submit"` faults answer the submit/run POST itself (the submission is
@@ -12,8 +15,8 @@ Where an attached fault fires:
 - `where="status"` faults answer that request's status polls.
 - `where="result"` faults answer its result fetch (for a direct run: the POST).
 - Outcome faults (`complete_with_error`, `content_policy`, `no_images`,
-  `broken_image_urls`) and timing faults (`never_finish`, `slow`) change how the
-  request runs.
+  `broken_image_urls`, `stalled_image_urls`) and timing faults (`never_finish`,
+  `slow`) change how the request runs.
 
 `hits` limits how many times a status/result fault fires within its request
 (None = every time), e.g. `truncated_result(hits=1)` models a transient glitch
@@ -42,6 +45,7 @@ FaultKind = Literal[
     "never_finish",
     "no_images",
     "broken_image_urls",
+    "stalled_image_urls",
     "slow",
 ]
 
@@ -119,9 +123,18 @@ class Fault:
         return cls("complete_with_error", detail=error, error_type=error_type)
 
     @classmethod
-    def content_policy(cls, msg: str = CONTENT_POLICY_MESSAGE) -> Fault:
-        """The result answers 422 with a `content_policy_violation` detail item."""
-        return cls("content_policy", detail=msg, error_type="content_policy_violation")
+    def content_policy(
+        cls, msg: str = CONTENT_POLICY_MESSAGE, *, image_index: int | None = None
+    ) -> Fault:
+        """The result answers 422 with a `content_policy_violation` detail item about
+        the prompt, or with `image_index` about that input image (an edit's
+        `loc` `["body", "image_urls", image_index]`)."""
+        return cls(
+            "content_policy",
+            detail=msg,
+            error_type="content_policy_violation",
+            indexes=() if image_index is None else (image_index,),
+        )
 
     @classmethod
     def never_finish(cls) -> Fault:
@@ -138,6 +151,12 @@ class Fault:
         """The result lists every image, but the files at these indexes answer 404
         (with sync_mode they become file URLs that 404 instead of data URIs)."""
         return cls("broken_image_urls", indexes=tuple(indexes))
+
+    @classmethod
+    def stalled_image_urls(cls, indexes: Iterable[int]) -> Fault:
+        """The result lists every image, but the files at these indexes never answer
+        (the download hangs until the client gives up or the fake is reset)."""
+        return cls("stalled_image_urls", indexes=tuple(indexes))
 
     @classmethod
     def slow(cls, seconds: float) -> Fault:

@@ -278,6 +278,7 @@ class FakeFal:
         self._thread_error: BaseException | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._cdn_tokens: set[str] = set()  # survive reset(): clients cache them for 1h
+        self._generation = 0  # reset() count
         self._clear_records()
 
     # --- lifecycle ---------------------------------------------------------------
@@ -419,7 +420,9 @@ class FakeFal:
         self._files: dict[str, _StoredFile] = {}
         self._pending_blobs: dict[str, tuple[str, str]] = {}
         self._submission_faults: deque[Fault] = deque()
+        self._prompt_faults: dict[str, deque[Fault]] = {}
         self._upload_faults: deque[Fault] = deque()
+        self._stalled_files: set[str] = set()
         self._in_flight: set[str] = set()
         self._max_in_flight = 0
         self._internal_errors: list[str] = []
@@ -433,6 +436,7 @@ class FakeFal:
         with self._lock:
             leftovers = [sub for sub in self._submissions if sub.state != "COMPLETED"]
             self._clear_records()
+            self._generation += 1  # ends downloads of stalled files
             self.accepted_keys, self.latency, self.queue_time = self._defaults
         loop = self._loop
         for sub in leftovers:
@@ -493,19 +497,28 @@ class FakeFal:
 
     # --- faults ---------------------------------------------------------------------
 
-    def inject(self, fault: Fault, *, times: int = 1) -> None:
+    def inject(self, fault: Fault, *, times: int = 1, prompt: str | None = None) -> None:
         """Apply `fault` to the next `times` submissions (or uploads, for
-        where="upload"), first in, first out."""
+        where="upload"), first in, first out; with `prompt`, to the next `times`
+        submissions whose prompt is exactly `prompt`."""
         if times < 1:
             raise ValueError("times must be at least 1")
+        if prompt is not None and fault.where == "upload":
+            raise ValueError("upload faults cannot be matched by prompt")
         with self._lock:
-            target = self._upload_faults if fault.where == "upload" else self._submission_faults
+            if prompt is not None:
+                target = self._prompt_faults.setdefault(prompt, deque())
+            elif fault.where == "upload":
+                target = self._upload_faults
+            else:
+                target = self._submission_faults
             target.extend([fault] * times)
 
     @property
     def pending_faults(self) -> list[Fault]:
         with self._lock:
-            return [*self._submission_faults, *self._upload_faults]
+            by_prompt = [f for faults in self._prompt_faults.values() for f in faults]
+            return [*by_prompt, *self._submission_faults, *self._upload_faults]
 
     # --- ASGI entry point -------------------------------------------------------------
 
@@ -566,7 +579,7 @@ class FakeFal:
             return await self._run(request)
         if request.role == "rest":
             return self._rest(request)
-        return self._cdn(request)
+        return await self._cdn(request)
 
     def _note_internal_error(self) -> None:
         with self._lock:
@@ -729,8 +742,13 @@ class FakeFal:
             schema_errors=errors,
         )
         sub._cancel_event = asyncio.Event()
+        prompt = arguments.get("prompt") if isinstance(arguments, dict) else None
         with self._lock:
-            sub.fault = self._submission_faults.popleft() if self._submission_faults else None
+            matched = self._prompt_faults.get(prompt) if isinstance(prompt, str) else None
+            if matched:
+                sub.fault = matched.popleft()
+            else:
+                sub.fault = self._submission_faults.popleft() if self._submission_faults else None
             self._submissions.append(sub)
         return sub
 
@@ -965,11 +983,12 @@ class FakeFal:
             )
             return
         if fault is not None and kind == "content_policy":
+            image = fault.indexes[0] if fault.indexes else None
             item = {
-                "loc": ["body", "prompt"],
+                "loc": ["body", "prompt"] if image is None else ["body", "image_urls", image],
                 "msg": str(fault.detail),
                 "type": "content_policy_violation",
-                "input": arguments["prompt"],
+                "input": arguments["prompt"] if image is None else "<image>",
             }
             self._complete(
                 sub,
@@ -979,11 +998,14 @@ class FakeFal:
             )
             return
         broken = set(fault.indexes) if fault is not None and kind == "broken_image_urls" else set()
+        stalled = (
+            set(fault.indexes) if fault is not None and kind == "stalled_image_urls" else set()
+        )
         files = (
             []
             if kind == "no_images"
             else [
-                self._publish(spec, data, arguments["sync_mode"], index in broken)
+                self._publish(spec, data, arguments["sync_mode"], index in broken, index in stalled)
                 for index, (spec, data) in enumerate(zip(plan, encoded, strict=True))
             ]
         )
@@ -991,16 +1013,24 @@ class FakeFal:
         self._complete(sub, _json(200, result), result=result)
 
     def _publish(
-        self, spec: images.RenderSpec, data: bytes, sync_mode: bool, broken: bool
+        self,
+        spec: images.RenderSpec,
+        data: bytes,
+        sync_mode: bool,
+        broken: bool,
+        stalled: bool = False,
     ) -> dict[str, Any]:
         mime = images.MIME_BY_FORMAT[spec.output_format]
         file_name = f"{secrets.token_urlsafe(15)}.{images.EXTENSION_BY_FORMAT[spec.output_format]}"
-        if sync_mode and not broken:
+        if sync_mode and not (broken or stalled):
             url = images.data_uri(mime, data)
         else:
             path = f"/files/b/{secrets.token_hex(4)}/{file_name}"
             url = self.cdn_url + path
-            if not broken:
+            if stalled:
+                with self._lock:
+                    self._stalled_files.add(path)
+            elif not broken:
                 with self._lock:
                     self._files[path] = _StoredFile(data, mime)
         return {
@@ -1116,16 +1146,31 @@ class FakeFal:
 
     # --- CDN ----------------------------------------------------------------------------
 
-    def _cdn(self, request: _Request) -> _Action:
+    async def _cdn(self, request: _Request) -> _Action:
         if request.path == "/files/upload" and request.method == "POST":
             return self._cdn_upload(request)
         if request.method not in ("GET", "HEAD"):
             return _error_reply(405, "Method Not Allowed")
         with self._lock:
+            stalled = request.path in self._stalled_files
+            generation = self._generation
+        if stalled:
+            await self._stall(generation)
+            return _Drop()
+        with self._lock:
             stored = self._files.get(request.path)
         if stored is None:
             return _error_reply(404, "Not Found")
         return _Reply(200, stored.data, stored.content_type)
+
+    async def _stall(self, generation: int, limit: float = 600.0) -> None:
+        """Hang until reset() (a new generation) or `limit` seconds, whichever is first."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._generation != generation:
+                    return
+            await asyncio.sleep(0.1)
 
     def _cdn_upload(self, request: _Request) -> _Action:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
