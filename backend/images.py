@@ -39,8 +39,8 @@ MAX_IMAGES = 16
 #: warning threshold (~89 M), and bounds one decoded RGBA image to 256 MiB.
 #: The model works at ~1.5k pixels anyway, so more would only cost memory.
 MAX_PIXELS = 8192 * 8192
-# How messages name that limit: in pixels a person can picture (64 Mi = 67.1 million).
-_PIXEL_LIMIT = "8192x8192 (67 million pixels)"
+# How messages name that limit (64 Mi pixels = 67.1 million).
+_PIXEL_LIMIT = "8192x8192"
 
 #: What Pillow may even try to parse (its JPEG reader also yields "MPO", the
 #: multi-picture JPEGs many cameras write). Keeping this short keeps exotic
@@ -226,7 +226,7 @@ def _open_header(data: bytes, *, label: str, hint: str) -> ImageFile.ImageFile:
 def _too_many_pixels(label: str, size: tuple[int, int]) -> InvalidInput:
     width, height = size
     return InvalidInput(
-        f"{label} is {width}x{height} pixels, more than {_PIXEL_LIMIT}; use a smaller image."
+        f"{label} is {width}x{height} pixels, over the {_PIXEL_LIMIT} limit; use a smaller image."
     )
 
 
