@@ -47,6 +47,9 @@ class ResultPanel:
     status: gr.Markdown
     gallery: gr.Gallery
     record: gr.JSON
+    send_to_edit: gr.Button
+    add_reference: gr.Button
+    selected: gr.State  # index of the result image the user clicked, if any
 
     def outputs(self) -> list[Any]:
         return [self.gallery, self.record, self.status]
@@ -129,6 +132,21 @@ def result_panel(prefix: str) -> ResultPanel:
         buttons=["download", "fullscreen"],
         elem_id=f"{prefix}-gallery",
     )
+    with gr.Row():
+        send_to_edit = gr.Button(
+            "Send to edit", size="sm", elem_id=f"{prefix}-send-to-edit", min_width=120
+        )
+        add_reference = gr.Button(
+            "Add as reference", size="sm", elem_id=f"{prefix}-add-reference", min_width=120
+        )
     with gr.Accordion("Details", open=False):
         record = gr.JSON(label="Request record", elem_id=f"{prefix}-record")
-    return ResultPanel(status, gallery, record)
+    selected = gr.State(None)
+    gallery.select(_clicked_index, None, selected, api_visibility="private", queue=False)
+    # New results: an old click no longer points at the same image.
+    gallery.change(lambda: None, None, selected, api_visibility="private", queue=False)
+    return ResultPanel(status, gallery, record, send_to_edit, add_reference, selected)
+
+
+def _clicked_index(event: gr.SelectData) -> int:
+    return int(event.index)

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from backend.schema import EDIT_IMAGE_SIZES, MAX_REFERENCE_IMAGES, EditRequest
-from ui.controls import parameter_controls, prompt_box, result_panel, run_buttons
+from ui.controls import ResultPanel, parameter_controls, prompt_box, result_panel, run_buttons
 from ui.handlers import Studio
+
+# The seed's example prompt, with an image we drew ourselves (ui/examples/).
+EXAMPLE_PROMPT = (
+    "Same workers, same beam, same lunch boxes - but they're all on their phones now. "
+    "One is taking a selfie. One is on a call looking annoyed. Same danger, new "
+    "priorities. A hard hat has AirPods."
+)
+EXAMPLE_IMAGE = Path(__file__).parent / "examples" / "workers-on-a-beam.png"
+
+
+@dataclass
+class EditTab:
+    references: gr.Gallery
+    prompt: gr.Textbox
+    panel: ResultPanel
+
 
 _MASK_NOTE = (
     "Drop, paste or upload images above; select one and click *Make main* to edit it "
@@ -18,7 +36,7 @@ _MASK_NOTE = (
 )
 
 
-def edit_tab(studio: Studio, fal_key: gr.Textbox) -> None:
+def edit_tab(studio: Studio, fal_key: gr.Textbox) -> EditTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
             prompt = prompt_box("edit", "Describe the change, e.g. 'give the cat a red scarf'")
@@ -33,9 +51,11 @@ def edit_tab(studio: Studio, fal_key: gr.Textbox) -> None:
                 object_fit="contain",
                 elem_id="edit-references",
             )
-            make_main = gr.Button(
-                "Make main: edit the selected image", size="sm", elem_id="edit-make-main"
-            )
+            with gr.Row():
+                make_main = gr.Button(
+                    "Make main: edit the selected image", size="sm", elem_id="edit-make-main"
+                )
+                load_example = gr.Button("Load the example", size="sm", elem_id="edit-load-example")
             gr.Markdown(_MASK_NOTE)
             canvas = gr.ImageMask(
                 label="Main image: paint the area to edit",
@@ -97,6 +117,12 @@ def edit_tab(studio: Studio, fal_key: gr.Textbox) -> None:
         studio.remember_selection, None, selected, api_visibility="private", queue=False
     )
     make_main.click(studio.make_main, [references, selected], references, api_visibility="private")
+    load_example.click(
+        lambda: (EXAMPLE_PROMPT, [str(EXAMPLE_IMAGE)]),
+        None,
+        [prompt, references],
+        api_visibility="private",
+    )
     gr.on(
         [preview_button.click, invert.change],
         studio.preview_mask,
@@ -126,3 +152,4 @@ def edit_tab(studio: Studio, fal_key: gr.Textbox) -> None:
         outputs=panel.outputs(),
         api_name="edit",
     )
+    return EditTab(references, prompt, panel)

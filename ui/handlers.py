@@ -35,6 +35,7 @@ from backend.images import MAX_INPUT_BYTES, PreparedImage, prepare_image
 from backend.keys import clean_user_key
 from backend.limits import VisitorLimiter, visitor_id
 from backend.masks import Mask, mask_from_editor, mask_from_upload, mask_preview
+from backend.schema import MAX_REFERENCE_IMAGES
 from ui.progress import describe_error, describe_progress, describe_result
 
 log = logging.getLogger("studio.ui")
@@ -240,6 +241,31 @@ class Studio:
     def remember_selection(event: gr.SelectData) -> int:
         return int(event.index)
 
+    def send_to_edit(
+        self, results: list[Any] | None, selected: int | None, references: list[Any] | None
+    ) -> tuple[Any, Any]:
+        """A result becomes the main image of the Edit tab (the others stay as references)."""
+        picked = _picked(results, selected)
+        if picked is None:
+            gr.Warning("There is no result to send yet.")
+            return gr.skip(), gr.skip()
+        rest = gallery_paths(references)[1:]
+        return [picked, *rest][:MAX_REFERENCE_IMAGES], gr.Tabs(selected="edit")
+
+    def add_as_reference(
+        self, results: list[Any] | None, selected: int | None, references: list[Any] | None
+    ) -> tuple[Any, Any]:
+        """A result joins the Edit tab's references, after the others."""
+        picked = _picked(results, selected)
+        if picked is None:
+            gr.Warning("There is no result to add yet.")
+            return gr.skip(), gr.skip()
+        paths = gallery_paths(references)
+        if len(paths) >= MAX_REFERENCE_IMAGES:
+            gr.Warning(f"The Edit tab already has {MAX_REFERENCE_IMAGES} reference images.")
+            return gr.skip(), gr.skip()
+        return [*paths, picked], gr.Tabs(selected="edit")
+
     async def preview_mask(
         self,
         references: list[Any] | None,
@@ -337,6 +363,14 @@ def _visitor(request: gr.Request | None) -> str:
         return "local"
     client = getattr(request, "client", None)
     return visitor_id(getattr(client, "host", None), dict(request.headers))
+
+
+def _picked(results: list[Any] | None, selected: int | None) -> str | None:
+    """The result image the user clicked, or the first one."""
+    paths = gallery_paths(results)
+    if not paths:
+        return None
+    return paths[selected] if selected is not None and 0 <= selected < len(paths) else paths[0]
 
 
 def gallery_paths(value: Sequence[Any] | None) -> list[str]:

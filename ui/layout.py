@@ -8,7 +8,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from backend import ImageClient, Settings
-from ui.edit_tab import edit_tab
+from ui.edit_tab import EXAMPLE_IMAGE, edit_tab
 from ui.generate_tab import generate_tab
 from ui.guards import RefuseRemoteFiles
 from ui.handlers import Studio
@@ -49,11 +49,24 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
             )
             key_status = gr.Markdown(studio.describe_key(""), elem_id="key-status")
 
-        with gr.Tabs():
+        with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Generate", id="generate"):
-                generate_tab(studio, fal_key)
+                generated = generate_tab(studio, fal_key)
             with gr.Tab("Edit", id="edit"):
-                edit_tab(studio, fal_key)
+                editing = edit_tab(studio, fal_key)
+
+        # Any result can start (or continue) a chain of edits.
+        for panel in (generated, editing.panel):
+            for button, verb in (
+                (panel.send_to_edit, studio.send_to_edit),
+                (panel.add_reference, studio.add_as_reference),
+            ):
+                button.click(
+                    verb,
+                    [panel.gallery, panel.selected, editing.references],
+                    [editing.references, tabs],
+                    api_visibility="private",
+                )
 
         fal_key.change(
             studio.describe_key,
@@ -97,13 +110,14 @@ def _remember_key(demo: gr.Blocks, secret: str, fal_key: gr.Textbox, remember: g
 def launch_options(settings: Settings) -> dict[str, Any]:
     """Arguments for `demo.launch()` (Gradio 6 takes theme and css there).
 
-    Results are handed to Gradio from `results_dir`; allowing just that folder
-    lets a host put it anywhere without opening up any other path.
+    Results are handed to Gradio from `results_dir`, and the edit example from
+    ui/examples: allowing just those folders lets a host put results anywhere
+    without opening up any other path.
     """
     return {
         "theme": gr.themes.Soft(),
         "css": _CSS,
-        "allowed_paths": [str(settings.results_dir)],
+        "allowed_paths": [str(settings.results_dir), str(EXAMPLE_IMAGE.parent)],
         "max_file_size": settings.max_upload_mb * 1024 * 1024,
         # Gradio hands these to FastAPI: the guard sees every call first.
         "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles)]},
