@@ -29,6 +29,10 @@ class Settings:
     # it the "remember" option is hidden.
     browser_secret: str | None = field(default=None, repr=False)
     max_upload_mb: int = 50
+    # Results are also saved here with their prompt and parameters; None: not saved.
+    outputs_dir: Path | None = None
+    # With no key anywhere, run on placeholder images instead of refusing.
+    demo_mode: bool = True
     concurrency_limit: int = 64
     request_timeout_s: float = 300.0
     poll_interval_s: float = 0.1
@@ -66,6 +70,8 @@ class Settings:
             ),
             browser_secret=(env.get("STUDIO_BROWSER_SECRET") or "").strip() or None,
             max_upload_mb=_int(env, "STUDIO_MAX_UPLOAD_MB", defaults.max_upload_mb, 1),
+            outputs_dir=_outputs_dir(env),
+            demo_mode=_bool(env, "STUDIO_DEMO_MODE", default=True),
             concurrency_limit=_int(env, "STUDIO_CONCURRENCY_LIMIT", defaults.concurrency_limit, 1),
             request_timeout_s=_float(
                 env, "STUDIO_REQUEST_TIMEOUT", defaults.request_timeout_s, minimum=5.0
@@ -81,9 +87,22 @@ class Settings:
         )
 
 
-def _bool(env: Mapping[str, str], name: str) -> bool:
+def _outputs_dir(env: Mapping[str, str]) -> Path | None:
+    """`outputs` beside the app by default; off on a Hugging Face Space (its disk is
+    shared and temporary), unless the host sets a folder. "off" turns it off."""
+    raw = env.get("STUDIO_OUTPUTS_DIR", "").strip()
+    if raw.lower() in ("off", "none", "false", "0"):
+        return None
+    if raw:
+        return Path(raw)
+    return None if env.get("SPACE_ID") else Path("outputs")
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if not raw:
+        return default
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True

@@ -203,19 +203,35 @@ def test_the_api_names_its_parameters_like_the_endpoint(app_server):
     assert defaults["fal_key"] == ""
 
 
-def test_without_any_key_the_app_starts_and_says_how_to_add_one(fake, tmp_path: Path):
+def test_without_any_key_the_app_runs_in_demo_mode_and_says_how_to_add_one(fake, tmp_path: Path):
     app: RunningApp = start_app(tmp_path, FAL_KEY="")
     try:
-        with urllib.request.urlopen(app.url) as response:
+        with urllib.request.urlopen(app.url + "config") as response:
             page = response.read().decode()
-        assert "No key: add one" in page
+        assert "No key: add one" in page and "demo mode" in page
         client = Client(app.url, verbose=False)
+        gallery, record, status = client.predict(
+            prompt="hello", output_format="webp", image_size="1536x1024", api_name="/generate"
+        )
+        assert "Demo mode" in status
+        assert record["key"] == "demo" and record["request_id"].startswith("demo-")
+        with Image.open(gallery[0]["image"]) as image:
+            assert (image.format, image.size) == ("WEBP", (1536, 1024))
+        assert fake.submissions == [] and fake.http_log == [], "demo mode sends nothing"
+        # A visitor's own key is used for real, even on a host without one.
+        _, record, _ = client.predict(prompt="hello", fal_key=VISITOR_KEY, api_name="/generate")
+        assert record["key"] == "your key"
+        assert len(fake.submissions) == 1
+    finally:
+        stop_app(app)
+
+
+def test_with_demo_mode_off_a_missing_key_is_one_sentence(fake, tmp_path: Path):
+    app: RunningApp = start_app(tmp_path, FAL_KEY="", STUDIO_DEMO_MODE="false")
+    try:
         with pytest.raises(Exception) as caught:
-            client.predict(prompt="hello", api_name="/generate")
+            Client(app.url, verbose=False).predict(prompt="hello", api_name="/generate")
         assert "No fal API key is set" in str(caught.value)
         assert fake.submissions == []
-        # A visitor's own key still works on a host without one.
-        gallery, _, _ = client.predict(prompt="hello", fal_key=VISITOR_KEY, api_name="/generate")
-        assert len(gallery) == 1
     finally:
         stop_app(app)

@@ -43,6 +43,19 @@ class Parameters:
 
 
 @dataclass
+class Shared:
+    """Components every tab's events use: created before the tabs, some shown after."""
+
+    fal_key: gr.Textbox
+    browser_id: gr.BrowserState
+    history: gr.Gallery  # rendered in the History panel, below the tabs
+    history_total: gr.Markdown
+
+    def page_outputs(self, panel: ResultPanel) -> list[Any]:
+        return [*panel.outputs(), self.history, self.history_total]
+
+
+@dataclass
 class ResultPanel:
     status: gr.Markdown
     gallery: gr.Gallery
@@ -114,18 +127,19 @@ def parameter_controls(
     )
 
 
-def run_buttons(prefix: str, label: str) -> tuple[gr.Button, gr.Button]:
+def run_buttons(prefix: str, label: str) -> tuple[gr.Button, gr.Button, gr.Markdown]:
     with gr.Row():
         run = gr.Button(label, variant="primary", elem_id=f"{prefix}-run", scale=3)
         stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", scale=1)
-    return run, stop
+    cost = gr.Markdown("", elem_id=f"{prefix}-cost")
+    return run, stop, cost
 
 
-def result_panel(prefix: str) -> ResultPanel:
+def result_panel(prefix: str, columns: int = 2) -> ResultPanel:
     status = gr.Markdown("", elem_id=f"{prefix}-status", elem_classes=["status"])
     gallery = gr.Gallery(
         label="Results",
-        columns=2,
+        columns=columns,
         height="auto",
         object_fit="contain",
         interactive=False,

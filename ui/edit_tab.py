@@ -9,7 +9,15 @@ from typing import Any
 import gradio as gr
 
 from backend.schema import EDIT_IMAGE_SIZES, MAX_REFERENCE_IMAGES, EditRequest
-from ui.controls import ResultPanel, parameter_controls, prompt_box, result_panel, run_buttons
+from ui.controls import (
+    Parameters,
+    ResultPanel,
+    Shared,
+    parameter_controls,
+    prompt_box,
+    result_panel,
+    run_buttons,
+)
 from ui.handlers import Studio
 
 # The seed's example prompt, with an image we drew ourselves (ui/examples/).
@@ -25,7 +33,18 @@ EXAMPLE_IMAGE = Path(__file__).parent / "examples" / "workers-on-a-beam.png"
 class EditTab:
     references: gr.Gallery
     prompt: gr.Textbox
+    params: Parameters
     panel: ResultPanel
+
+    def fields(self) -> list[Any]:
+        """In the order of ui.handlers.EDIT_FIELDS."""
+        assert self.params.input_fidelity is not None
+        return [
+            self.prompt,
+            *self.params.before_fidelity(),
+            self.params.input_fidelity,
+            *self.params.after_fidelity(),
+        ]
 
 
 _MASK_NOTE = (
@@ -36,7 +55,7 @@ _MASK_NOTE = (
 )
 
 
-def edit_tab(studio: Studio, fal_key: gr.Textbox) -> EditTab:
+def edit_tab(studio: Studio, shared: Shared) -> EditTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
             prompt = prompt_box("edit", "Describe the change, e.g. 'give the cat a red scarf'")
@@ -94,7 +113,7 @@ def edit_tab(studio: Studio, fal_key: gr.Textbox) -> EditTab:
                 )
         with gr.Column(scale=2, min_width=320):
             params = parameter_controls("edit", EditRequest, EDIT_IMAGE_SIZES)
-            run, stop = run_buttons("edit", "Edit")
+            run, stop, cost = run_buttons("edit", "Edit")
             panel = result_panel("edit")
 
     shown_main = gr.State(None)
@@ -134,8 +153,17 @@ def edit_tab(studio: Studio, fal_key: gr.Textbox) -> EditTab:
     event = gr.on(
         [run.click, prompt.submit],
         studio.edit_in_page,
-        inputs=[prompt, references, canvas, invert, mask_file, *parameters, fal_key],
-        outputs=panel.outputs(),
+        inputs=[
+            prompt,
+            references,
+            canvas,
+            invert,
+            mask_file,
+            *parameters,
+            shared.fal_key,
+            shared.browser_id,
+        ],
+        outputs=shared.page_outputs(panel),
         api_visibility="private",
         show_progress="minimal",
         show_progress_on=[panel.gallery],
@@ -148,8 +176,31 @@ def edit_tab(studio: Studio, fal_key: gr.Textbox) -> EditTab:
     api_trigger = gr.Button(visible=False, elem_id="edit-api")
     api_trigger.click(
         studio.edit,
-        inputs=[prompt, images_in, mask_in, *parameters, fal_key],
+        inputs=[prompt, images_in, mask_in, *parameters, shared.fal_key],
         outputs=panel.outputs(),
         api_name="edit",
     )
-    return EditTab(references, prompt, panel)
+    assert params.input_fidelity is not None
+    gr.on(
+        [
+            params.quality.change,
+            params.image_size.change,
+            params.num_images.change,
+            params.input_fidelity.change,
+            references.change,
+            prompt.blur,
+        ],
+        studio.estimate_edit,
+        [
+            prompt,
+            references,
+            params.image_size,
+            params.quality,
+            params.input_fidelity,
+            params.num_images,
+        ],
+        cost,
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    return EditTab(references, prompt, params, panel)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from backend.schema import IMAGE_SIZES, TextToImageRequest
-from ui.controls import ResultPanel, parameter_controls, prompt_box, result_panel, run_buttons
+from ui.controls import (
+    Parameters,
+    ResultPanel,
+    Shared,
+    parameter_controls,
+    prompt_box,
+    result_panel,
+    run_buttons,
+)
 from ui.handlers import Studio
 
 # The seed's own example (shared/seeds/fal-ai-gpt-image-1.5.md).
@@ -23,26 +32,38 @@ SEED_EXAMPLE = [
 ]
 
 
-def generate_tab(studio: Studio, fal_key: gr.Textbox) -> ResultPanel:
+@dataclass
+class GenerateTab:
+    prompt: gr.Textbox
+    params: Parameters
+    panel: ResultPanel
+
+    def fields(self) -> list[Any]:
+        """In the order of ui.handlers.GENERATE_FIELDS."""
+        return [self.prompt, *self.params.before_fidelity(), *self.params.after_fidelity()]
+
+
+def generate_tab(studio: Studio, shared: Shared) -> GenerateTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             prompt = prompt_box("t2i", "Describe the image you want…")
             params = parameter_controls("t2i", TextToImageRequest, IMAGE_SIZES)
-            run, stop = run_buttons("t2i", "Generate")
+            run, stop, cost = run_buttons("t2i", "Generate")
         with gr.Column(scale=3, min_width=320):
             panel = result_panel("t2i")
 
-    fields = [prompt, *params.before_fidelity(), *params.after_fidelity()]
+    tab = GenerateTab(prompt, params, panel)
+    fields = tab.fields()
     gr.Examples([SEED_EXAMPLE], inputs=fields, label="Example from the API's documentation")
-    inputs: list[Any] = [*fields, fal_key]
+    inputs: list[Any] = [*fields, shared.fal_key]
     # The page's event ends quietly: its status line already holds the sentence
     # (a raised error would stamp a bare "Error" over the results). Programs call
     # the public `/generate`, which raises the same sentence as an error.
     event = gr.on(
         [run.click, prompt.submit],
         studio.generate_in_page,
-        inputs=inputs,
-        outputs=panel.outputs(),
+        inputs=[*inputs, shared.browser_id],
+        outputs=shared.page_outputs(panel),
         api_visibility="private",
         show_progress="minimal",
         show_progress_on=[panel.gallery],
@@ -50,4 +71,13 @@ def generate_tab(studio: Studio, fal_key: gr.Textbox) -> ResultPanel:
     stop.click(None, cancels=[event], api_visibility="private")
     api_trigger = gr.Button(visible=False, elem_id="t2i-api")
     api_trigger.click(studio.generate, inputs=inputs, outputs=panel.outputs(), api_name="generate")
-    return panel
+    gr.on(
+        [params.quality.change, params.image_size.change, params.num_images.change, prompt.blur],
+        studio.estimate_generate,
+        [prompt, params.image_size, params.quality, params.num_images],
+        cost,
+        api_visibility="private",
+        queue=False,
+        show_progress="hidden",
+    )
+    return tab

@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,17 @@ from backend import (
     draft_edit,
 )
 from backend.client import Job
-from backend.errors import InvalidInput
-from backend.images import MAX_INPUT_BYTES, PreparedImage, prepare_image
-from backend.keys import clean_user_key
+from backend.demo import DemoClient
+from backend.edits import EditDraft
+from backend.errors import InvalidInput, MissingKey
+from backend.history import HistoryEntry, HistoryStore, entry_from_result
+from backend.images import MAX_INPUT_BYTES, PreparedImage, image_size, prepare_image
+from backend.keys import KeyChoice, clean_user_key
 from backend.limits import VisitorLimiter, visitor_id
 from backend.masks import Mask, mask_from_editor, mask_from_upload, mask_preview
-from backend.schema import MAX_REFERENCE_IMAGES
+from backend.metadata import parameters_for_ui, read_metadata, save_outputs
+from backend.pricing import CostEstimate, estimate_cost, format_usd
+from backend.schema import MAX_REFERENCE_IMAGES, GenerationResult
 from ui.progress import describe_error, describe_progress, describe_result
 
 log = logging.getLogger("studio.ui")
@@ -45,6 +51,9 @@ log = logging.getLogger("studio.ui")
 _STATUS_EVERY_S = 0.4
 
 Outputs = tuple[Any, Any, str]
+PageOutputs = tuple[Any, Any, str, Any, Any]
+OnResult = Callable[[Job, GenerationResult], None]
+Outcome = tuple[GenerationResult, float] | StudioError
 _EDIT = EditRequest.model_fields
 EMPTY_CANVAS: dict[str, Any] = {"background": None, "layers": [], "composite": None}
 
@@ -57,6 +66,8 @@ class Studio:
         self.client = client
         self._canvas_dir = settings.results_dir / "canvas"
         self.limiter = VisitorLimiter(settings.max_jobs_per_visitor)
+        self.demo = DemoClient(settings)
+        self.history = HistoryStore()
 
     # -- the two endpoints (public API) -------------------------------------
 
@@ -152,16 +163,26 @@ class Studio:
         output_format: str,
         sync_mode: bool,
         fal_key: str,
+        browser_id: str,
         request: gr.Request,
-    ) -> AsyncIterator[Outputs]:
+    ) -> AsyncIterator[PageOutputs]:
         """`generate` for the page: a failure ends with its sentence in the status
-        line (already yielded) instead of an error popup over the results."""
-        values = (prompt, image_size, background, quality, num_images, output_format, sync_mode)
-        try:
-            async for outputs in self.generate(*values, fal_key, request):
-                yield outputs
-        except gr.Error:
-            return
+        line (already yielded) instead of an error popup over the results; a
+        success also lands in this browser's history."""
+
+        async def build() -> Job:
+            return TextToImageRequest.parse(
+                prompt=prompt,
+                image_size=image_size,
+                background=background,
+                quality=quality,
+                num_images=_whole(num_images),
+                output_format=output_format,
+                sync_mode=sync_mode,
+            )
+
+        async for outputs in self._page_run(build, fal_key, request, browser_id, "generate"):
+            yield outputs
 
     async def edit_in_page(
         self,
@@ -178,8 +199,9 @@ class Studio:
         output_format: str,
         sync_mode: bool,
         fal_key: str,
+        browser_id: str,
         request: gr.Request,
-    ) -> AsyncIterator[Outputs]:
+    ) -> AsyncIterator[PageOutputs]:
         """The Edit tab's button: the mask comes from the canvas (or an uploaded file)."""
 
         async def build() -> Job:
@@ -199,11 +221,30 @@ class Studio:
                 sync_mode=sync_mode,
             )
 
+        async for outputs in self._page_run(build, fal_key, request, browser_id, "edit"):
+            yield outputs
+
+    async def _page_run(
+        self,
+        build: Callable[[], Awaitable[Job]],
+        fal_key: str | None,
+        request: gr.Request,
+        browser_id: str,
+        tab: str,
+    ) -> AsyncIterator[PageOutputs]:
+        entries: list[HistoryEntry] = []
+
+        def remember(job: Job, result: GenerationResult) -> None:
+            entries.append(entry_from_result(result, tab, cost_of(job).total_usd))
+
         try:
-            async for outputs in self._run(build, fal_key, request):
-                yield outputs
+            async for outputs in self._run(build, fal_key, request, on_result=remember):
+                yield (*outputs, gr.skip(), gr.skip())
         except gr.Error:
             return
+        if entries and browser_id:
+            self.history.add(browser_id, entries[0])
+            yield gr.skip(), gr.skip(), gr.skip(), *self.show_history(browser_id)
 
     # -- the Edit tab's canvas ----------------------------------------------
 
@@ -310,21 +351,23 @@ class Studio:
         build: Callable[[], Awaitable[Job]],
         fal_key: str | None,
         request: gr.Request | None,
+        *,
+        on_result: OnResult | None = None,
     ) -> AsyncIterator[Outputs]:
         """Check everything, run the job, stream status lines, end with results."""
         visitor = _visitor(request)
         try:
-            key = choose_key(
-                fal_key,
-                self.settings.fal_key,
-                host_requires_own=self.settings.require_user_key,
-            )
+            key = self._key_or_demo(fal_key)
             job = await build()
             with self.limiter.slot(visitor):
                 last_sent = 0.0
-                async for event in self.client.stream(job, key):
+                events = self.demo.stream(job) if key is None else self.client.stream(job, key)
+                async for event in events:
                     if isinstance(event, Finished):
                         result = event.result
+                        await self._save(result)
+                        if on_result is not None:
+                            on_result(job, result)
                         gallery = [(img.path, img.caption()) for img in result.images]
                         yield gallery, result.record(), describe_result(result)
                         return
@@ -336,6 +379,171 @@ class Studio:
             yield gr.skip(), gr.skip(), describe_error(exc.message)
             raise gr.Error(exc.message, print_exception=False) from None
 
+    def _key_or_demo(self, fal_key: str | None) -> KeyChoice | None:
+        """The request's key; None means demo mode (no key configured anywhere)."""
+        try:
+            return choose_key(
+                fal_key,
+                self.settings.fal_key,
+                host_requires_own=self.settings.require_user_key,
+            )
+        except MissingKey:
+            if self.settings.demo_mode and not self.settings.fal_key:
+                return None
+            raise
+
+    async def _save(self, result: GenerationResult) -> None:
+        """Keep a copy with its parameters in the outputs folder, if the host wants one.
+
+        A failure to save never fails the request: the images are shown anyway."""
+        if self.settings.outputs_dir is None or result.key_source == "demo":
+            return  # placeholders are not worth keeping
+        try:
+            await asyncio.to_thread(save_outputs, result, self.settings.outputs_dir)
+        except OSError as exc:
+            log.warning("could not save outputs to %s: %s", self.settings.outputs_dir, exc)
+
+    # -- compare --------------------------------------------------------------
+
+    async def compare(
+        self,
+        prompt: str,
+        qualities: list[str] | None,
+        sizes: list[str] | None,
+        background: str = "auto",
+        output_format: str = "png",
+        fal_key: str = "",
+        request: gr.Request | None = None,
+    ) -> AsyncIterator[Outputs]:
+        """One prompt at each chosen quality x size, all started together.
+
+        Returns one image per setting (captioned with its setting, time and
+        cost), the records, and a status sentence."""
+        visitor = _visitor(request)
+        try:
+            key = self._key_or_demo(fal_key)
+            jobs = _comparison(prompt, qualities, sizes, background, output_format)
+            with self.limiter.slot(visitor):
+                started = time.monotonic()
+
+                async def one(index: int) -> tuple[int, Outcome]:
+                    try:
+                        return index, await self._timed(jobs[index], key)
+                    except StudioError as exc:
+                        return index, exc
+
+                tasks = [asyncio.ensure_future(one(i)) for i in range(len(jobs))]
+                done: dict[int, Outcome] = {}
+                try:
+                    for next_done in asyncio.as_completed(tasks):
+                        index, outcome = await next_done
+                        done[index] = outcome
+                        elapsed = time.monotonic() - started
+                        yield (
+                            gr.skip(),
+                            gr.skip(),
+                            f"⏳ {len(done)} of {len(jobs)} settings finished · {elapsed:.1f} s",
+                        )
+                finally:
+                    for task in tasks:  # Stop, or a closed tab: cancel the rest at fal too
+                        task.cancel()
+        except StudioError as exc:
+            yield gr.skip(), gr.skip(), describe_error(exc.message)
+            raise gr.Error(exc.message, print_exception=False) from None
+        yield _compared(jobs, done)
+
+    async def _timed(self, job: Job, key: KeyChoice | None) -> tuple[GenerationResult, float]:
+        started = time.monotonic()
+        result = await (self.demo.run(job) if key is None else self.client.run(job, key))
+        await self._save(result)
+        return result, time.monotonic() - started
+
+    def estimate_compare(
+        self, prompt: str, qualities: list[str] | None, sizes: list[str] | None
+    ) -> str:
+        try:
+            jobs = _comparison(prompt or "x", qualities, sizes, "auto", "png")
+        except StudioError as exc:
+            return exc.message
+        total = sum(cost_of(job).total_usd for job in jobs)
+        runs = "run" if len(jobs) == 1 else "runs"
+        return f"{len(jobs)} {runs} · estimated cost: **≈ {format_usd(total)}**"
+
+    # -- cost, history, saved parameters ------------------------------------
+
+    def estimate_generate(
+        self, prompt: str, image_size: str, quality: str, num_images: float
+    ) -> str:
+        try:
+            cost = estimate_cost(
+                quality=quality,
+                image_size=image_size,
+                num_images=int(num_images),
+                prompt=prompt or "",
+            )
+        except StudioError:
+            return ""
+        return f"Estimated cost: **{cost.describe()}**"
+
+    async def estimate_edit(
+        self,
+        prompt: str,
+        references: list[Any] | None,
+        image_size: str,
+        quality: str,
+        input_fidelity: str,
+        num_images: float,
+    ) -> str:
+        paths = gallery_paths(references)
+        try:
+            sizes = await asyncio.to_thread(_image_sizes, paths)
+            cost = estimate_cost(
+                quality=quality,
+                image_size=image_size,
+                num_images=int(num_images),
+                prompt=prompt or "",
+                input_sizes=sizes,
+                input_fidelity=input_fidelity,
+            )
+        except StudioError:
+            return ""
+        return f"Estimated cost: **{cost.describe()}**"
+
+    def show_history(self, browser_id: str) -> tuple[Any, str]:
+        """This browser's runs, newest first, and what they cost together."""
+        entries = self.history.entries(browser_id) if browser_id else []
+        items = [(e.image_paths[0], e.caption()) for e in entries if e.image_paths]
+        total = self.history.total_cost(browser_id) if browser_id else 0.0
+        count = len(entries)
+        runs = "run" if count == 1 else "runs"
+        return items, f"{count} {runs} in this browser · session total {format_usd(total)}"
+
+    def restore_from_history(self, browser_id: str, event: gr.SelectData) -> list[Any]:
+        """A history entry's prompt and parameters, back in its tab."""
+        entries = [e for e in self.history.entries(browser_id) if e.image_paths]
+        if not 0 <= event.index < len(entries):
+            return _no_restore()
+        entry = entries[event.index]
+        return _restore(entry.tab, {"prompt": entry.prompt, **entry.parameters})
+
+    async def load_parameters(self, file: str | None) -> tuple[Any, ...]:
+        """Prompt and parameters read back from an image this app saved."""
+        if not file:
+            return (*_no_restore(), "")
+        try:
+            data = await asyncio.to_thread(_read_file, file)
+            sidecar = await asyncio.to_thread(_sidecar_of, file)
+            tab, values = parameters_for_ui(read_metadata(data, sidecar=sidecar))
+        except StudioError as exc:
+            return (*_no_restore(), describe_error(exc.message))
+        name = "Generate" if tab == "generate" else "Edit"
+        return (*_restore(tab, values), f"Loaded the prompt and parameters into the {name} tab.")
+
+    @staticmethod
+    def new_browser_id(current: str) -> str:
+        """A random id for this browser's history, kept across reloads."""
+        return current or uuid.uuid4().hex
+
     def describe_key(self, fal_key: str) -> str:
         """Which key the next request will use, never the key itself."""
         try:
@@ -345,16 +553,26 @@ class Studio:
         if own:
             return "🔑 Requests use **your key**."
         if self.settings.require_user_key:
+            demo = (
+                " Until then: demo mode."
+                if self.settings.demo_mode and not self.settings.fal_key
+                else ""
+            )
             return (
                 "🔑 **No key: add one.** This app runs on visitors' own keys: paste yours "
-                "above (get one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys))."
+                "above (get one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys))." + demo
             )
         if self.settings.has_host_key:
             return "🔑 Requests use **the host's key**. Paste your own to use it instead."
+        demo = (
+            " Until then the app runs in **demo mode**: placeholder images, nothing is sent."
+            if self.settings.demo_mode
+            else ""
+        )
         return (
             "🔑 **No key: add one.** Paste a fal API key above "
             "(get one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)), "
-            "or set `FAL_KEY` in `.env` and restart."
+            f"or set `FAL_KEY` in `.env` and restart.{demo}"
         )
 
 
@@ -363,6 +581,120 @@ def _visitor(request: gr.Request | None) -> str:
         return "local"
     client = getattr(request, "client", None)
     return visitor_id(getattr(client, "host", None), dict(request.headers))
+
+
+MAX_COMPARISONS = 9
+
+
+def _comparison(
+    prompt: str,
+    qualities: list[str] | None,
+    sizes: list[str] | None,
+    background: str,
+    output_format: str,
+) -> list[Job]:
+    """Every quality x size asked for, each checked before any is sent."""
+    if not qualities or not sizes:
+        raise InvalidInput("Tick at least one quality and one image_size to compare.")
+    if len(qualities) * len(sizes) > MAX_COMPARISONS:
+        raise InvalidInput(f"Compare at most {MAX_COMPARISONS} settings at once.")
+    return [
+        TextToImageRequest.parse(
+            prompt=prompt,
+            image_size=size,
+            quality=quality,
+            background=background,
+            output_format=output_format,
+            num_images=1,
+        )
+        for size in sizes
+        for quality in qualities
+    ]
+
+
+def _compared(jobs: list[Job], done: dict[int, Outcome]) -> Outputs:
+    gallery, records, failures = [], [], []
+    for index, job in enumerate(jobs):
+        assert isinstance(job, TextToImageRequest)
+        setting = f"{job.quality} · {job.image_size}"
+        outcome = done.get(index)
+        if isinstance(outcome, tuple):
+            result, seconds = outcome
+            cost = format_usd(cost_of(job).total_usd)
+            for image in result.images:
+                gallery.append((image.path, f"{setting} · {seconds:.1f} s · {cost}"))
+            records.append({"setting": setting, "seconds": round(seconds, 2), **result.record()})
+        else:
+            reason = outcome.message if isinstance(outcome, StudioError) else "stopped"
+            failures.append(f"{setting}: {reason}")
+    status = f"✅ {len(records)} of {len(jobs)} settings, side by side."
+    if failures:
+        status = f"⚠️ {len(records)} of {len(jobs)} settings finished. " + " ".join(failures)
+    return gallery, records, status
+
+
+GENERATE_FIELDS = (
+    "prompt",
+    "image_size",
+    "background",
+    "quality",
+    "num_images",
+    "output_format",
+    "sync_mode",
+)
+EDIT_FIELDS = (
+    "prompt",
+    "image_size",
+    "background",
+    "quality",
+    "input_fidelity",
+    "num_images",
+    "output_format",
+    "sync_mode",
+)
+
+
+def _no_restore() -> list[Any]:
+    return [gr.skip()] * (1 + len(GENERATE_FIELDS) + len(EDIT_FIELDS))
+
+
+def _restore(tab: str, values: dict[str, Any]) -> list[Any]:
+    """Updates for [tabs, the Generate fields..., the Edit fields...]."""
+    generate = [
+        values.get(f, gr.skip()) if tab == "generate" else gr.skip() for f in GENERATE_FIELDS
+    ]
+    edit = [values.get(f, gr.skip()) if tab == "edit" else gr.skip() for f in EDIT_FIELDS]
+    return [gr.Tabs(selected=tab), *generate, *edit]
+
+
+def cost_of(job: Job) -> CostEstimate:
+    """What fal will charge for a job, by the one price table."""
+    if isinstance(job, EditDraft):
+        request = job.request
+        return estimate_cost(
+            quality=request.quality,
+            image_size=request.image_size,
+            num_images=request.num_images,
+            prompt=request.prompt,
+            input_sizes=[(img.width, img.height) for img in job.images],
+            input_fidelity=request.input_fidelity,
+        )
+    return estimate_cost(
+        quality=job.quality,
+        image_size=job.image_size,
+        num_images=job.num_images,
+        prompt=job.prompt,
+    )
+
+
+def _image_sizes(paths: Sequence[str]) -> list[tuple[int, int]]:
+    return [image_size(_read_file(path)) for path in paths[:1]]
+
+
+def _sidecar_of(path: str) -> bytes | None:
+    """The JSON saved beside a jpeg/webp output, if the user picked the image itself."""
+    sidecar = Path(path + ".json")
+    return sidecar.read_bytes() if sidecar.is_file() else None
 
 
 def _picked(results: list[Any] | None, selected: int | None) -> str | None:

@@ -8,6 +8,8 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from backend import ImageClient, Settings
+from ui.compare_tab import compare_tab
+from ui.controls import Shared
 from ui.edit_tab import EXAMPLE_IMAGE, edit_tab
 from ui.generate_tab import generate_tab
 from ui.guards import RefuseRemoteFiles
@@ -49,21 +51,81 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
             )
             key_status = gr.Markdown(studio.describe_key(""), elem_id="key-status")
 
+        browser_id = gr.BrowserState("", storage_key="gpt-image-studio-browser")
+        shared = Shared(
+            fal_key=fal_key,
+            browser_id=browser_id,
+            history=gr.Gallery(
+                label="Your runs (click one to restore its prompt and parameters)",
+                columns=8,
+                height=200,
+                object_fit="cover",
+                allow_preview=False,
+                interactive=False,
+                render=False,
+                elem_id="history",
+            ),
+            history_total=gr.Markdown("", render=False, elem_id="history-total"),
+        )
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Generate", id="generate"):
-                generated = generate_tab(studio, fal_key)
+                generated = generate_tab(studio, shared)
             with gr.Tab("Edit", id="edit"):
-                editing = edit_tab(studio, fal_key)
+                editing = edit_tab(studio, shared)
+            with gr.Tab("Compare", id="compare"):
+                compared = compare_tab(studio, shared)
 
-        # Any result can start (or continue) a chain of edits.
-        for panel in (generated, editing.panel):
-            for button, verb in (
-                (panel.send_to_edit, studio.send_to_edit),
-                (panel.add_reference, studio.add_as_reference),
-            ):
+        with gr.Accordion("History, and parameters from a saved image", open=False):
+            shared.history_total.render()  # type: ignore[no-untyped-call]
+            shared.history.render()  # type: ignore[no-untyped-call]
+            with gr.Row():
+                history_send = gr.Button("Send selected to edit", size="sm")
+                history_add = gr.Button("Add selected as reference", size="sm")
+            load_file = gr.File(
+                label="Load parameters from an image this app saved (PNG, or the "
+                "JPEG/WebP with its .json)",
+                file_types=["image", ".json"],
+                type="filepath",
+                height=120,
+                elem_id="load-parameters",
+            )
+            load_status = gr.Markdown("", elem_id="load-status")
+
+        restore_targets = [tabs, *generated.fields(), *editing.fields()]
+        history_selected = gr.State(None)
+        shared.history.select(
+            studio.restore_from_history,
+            browser_id,
+            restore_targets,
+            api_visibility="private",
+        )
+        shared.history.select(
+            studio.remember_selection, None, history_selected, api_visibility="private"
+        )
+        load_file.upload(
+            studio.load_parameters,
+            load_file,
+            [*restore_targets, load_status],
+            api_visibility="private",
+        )
+        demo.load(studio.new_browser_id, browser_id, browser_id, api_visibility="private").then(
+            studio.show_history,
+            browser_id,
+            [shared.history, shared.history_total],
+            api_visibility="private",
+        )
+
+        # Any result (or history image) can start, or continue, a chain of edits.
+        sources = [
+            (panel.gallery, panel.selected, panel.send_to_edit, panel.add_reference)
+            for panel in (generated.panel, editing.panel, compared)
+        ]
+        sources.append((shared.history, history_selected, history_send, history_add))
+        for gallery, selected, send, add in sources:
+            for button, verb in ((send, studio.send_to_edit), (add, studio.add_as_reference)):
                 button.click(
                     verb,
-                    [panel.gallery, panel.selected, editing.references],
+                    [gallery, selected, editing.references],
                     [editing.references, tabs],
                     api_visibility="private",
                 )

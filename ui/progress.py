@@ -29,6 +29,17 @@ def describe_progress(event: Progress) -> str:
 
 
 def describe_result(result: GenerationResult) -> str:
+    if result.key_source == "demo":
+        count = len(result.images)
+        plural = "image" if count == 1 else "images"
+        return (
+            f"🧪 **Demo mode**: {count} placeholder {plural}, nothing was sent to fal. "
+            "Add a fal key (above) for real images."
+        )
+    return _describe_real(result)
+
+
+def _describe_real(result: GenerationResult) -> str:
     total = result.timings.total_s if result.timings else 0.0
     count = len(result.images)
     plural = "image" if count == 1 else "images"
