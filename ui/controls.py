@@ -52,7 +52,7 @@ class Shared:
     history_total: gr.Markdown
 
     def page_outputs(self, panel: ResultPanel) -> list[Any]:
-        return [*panel.outputs(), self.history, self.history_total]
+        return [*panel.outputs(), self.history, self.history_total, self.browser_id]
 
 
 @dataclass

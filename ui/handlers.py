@@ -51,7 +51,7 @@ log = logging.getLogger("studio.ui")
 _STATUS_EVERY_S = 0.4
 
 Outputs = tuple[Any, Any, str]
-PageOutputs = tuple[Any, Any, str, Any, Any]
+PageOutputs = tuple[Any, Any, str, Any, Any, Any]
 OnResult = Callable[[Job, GenerationResult], None]
 Outcome = tuple[GenerationResult, float] | StudioError
 _EDIT = EditRequest.model_fields
@@ -239,12 +239,17 @@ class Studio:
 
         try:
             async for outputs in self._run(build, fal_key, request, on_result=remember):
-                yield (*outputs, gr.skip(), gr.skip())
+                if not entries:
+                    yield (*outputs, gr.skip(), gr.skip(), gr.skip())
+                    continue
+                # The run is recorded before its results are shown, in the same update:
+                # a reload right after the results must not lose it. A browser's first
+                # run gives it its id.
+                browser_id = self.new_browser_id(browser_id)
+                self.history.add(browser_id, entries.pop())
+                yield (*outputs, *self.show_history(browser_id), browser_id)
         except gr.Error:
             return
-        if entries and browser_id:
-            self.history.add(browser_id, entries[0])
-            yield gr.skip(), gr.skip(), gr.skip(), *self.show_history(browser_id)
 
     # -- the Edit tab's canvas ----------------------------------------------
 

@@ -108,7 +108,9 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
             [*restore_targets, load_status],
             api_visibility="private",
         )
-        demo.load(studio.new_browser_id, browser_id, browser_id, api_visibility="private").then(
+        # The load only reads the browser's id: a browser gets one with its first run
+        # (two places making ids would race each other).
+        demo.load(
             studio.show_history,
             browser_id,
             [shared.history, shared.history_total],

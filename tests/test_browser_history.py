@@ -1,0 +1,91 @@
+"""History and saved parameters in a real browser."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+from tests.test_browser_generate import choose
+
+pytestmark = pytest.mark.browser
+
+
+def open_history(page) -> None:
+    if not page.is_visible("#history"):
+        page.get_by_text("History, and parameters from a saved image").click()
+    page.wait_for_selector("#history")
+
+
+def generate(page, prompt: str) -> None:
+    page.fill("#t2i-prompt textarea", prompt)
+    page.click("#t2i-run")
+    page.wait_for_function(
+        "document.querySelector('#t2i-status')?.innerText.includes('✅')", timeout=30_000
+    )
+
+
+def test_history_restores_a_runs_prompt_and_parameters_even_after_a_reload(
+    browser, app_server, fake, artifacts
+):
+    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    page = context.new_page()
+    try:
+        page.goto(app_server.url)
+        choose(page, "t2i-quality", "low")
+        choose(page, "t2i-image-size", "1536x1024")
+        choose(page, "t2i-output-format", "webp")
+        generate(page, "first: a fox in snow")
+        choose(page, "t2i-quality", "high")
+        choose(page, "t2i-image-size", "1024x1024")
+        generate(page, "second: a heron at dusk")
+
+        page.reload()  # history lives on the server, per browser
+        open_history(page)
+        page.wait_for_function(
+            "document.querySelector('#history-total')?.innerText.includes('2 runs')"
+        )
+        assert "session total $0.1" in page.inner_text("#history-total")  # $0.013 + $0.133
+        thumbnails = page.locator("#history .thumbnail-item")
+        assert thumbnails.count() == 2
+        thumbnails.nth(1).click()  # newest first: the second one is the fox
+        page.wait_for_function(
+            "document.querySelector('#t2i-prompt textarea').value === 'first: a fox in snow'"
+        )
+        assert page.input_value("#t2i-quality input") == "low"
+        assert page.input_value("#t2i-image-size input") == "1536x1024"
+        assert page.input_value("#t2i-output-format input") == "webp"
+        page.screenshot(path=str(artifacts / "history.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_parameters_load_back_from_a_saved_image(browser, app_server, fake, tmp_path):
+    outputs = app_server.log_path.parent / "outputs"  # the app saves beside itself
+    before = set(outputs.glob("*.png")) if outputs.exists() else set()
+    page = browser.new_page(viewport={"width": 1280, "height": 1100})
+    try:
+        page.goto(app_server.url)
+        choose(page, "t2i-background", "transparent")
+        choose(page, "t2i-quality", "medium")
+        generate(page, "a glass marble, studio light")
+        saved = sorted(set(outputs.glob("*.png")) - before)
+        assert len(saved) == 1
+        info = json.loads(Image.open(saved[0]).info["gpt-image-studio"])
+        assert info["parameters"]["prompt"] == "a glass marble, studio light"
+        assert info["request_id"] == fake.submissions[-1].request_id
+
+        page.reload()
+        assert page.input_value("#t2i-quality input") == "high"
+        open_history(page)
+        page.set_input_files("#load-parameters input[type=file]", str(saved[0]))
+        page.wait_for_function(
+            "document.querySelector('#t2i-prompt textarea').value.includes('glass marble')",
+            timeout=15_000,
+        )
+        assert page.input_value("#t2i-background input") == "transparent"
+        assert page.input_value("#t2i-quality input") == "medium"
+        assert "Loaded the prompt" in page.inner_text("#load-status")
+    finally:
+        page.close()
