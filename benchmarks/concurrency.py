@@ -1,0 +1,203 @@
+"""Benchmarks 1 and 6: simultaneous `/generate` calls, and the app's memory meanwhile.
+
+32 visitors (one `gradio_client.Client` each, each with its own X-Forwarded-For,
+so the per-visitor job limit stays at its default of 4 and is never reached)
+call `/generate` at the same moment; the fake fal service takes 2 s per
+request. Figure: wall time from the start signal to the last result / 2 s
+(physical limit 1.0). Every setting of the app is its default.
+
+Memory: the app process's resident set size (psutil, with any children), idle
+just after start-up, then sampled every 50 ms from the moment the clients
+connect to the end of the last burst. Figure: peak - idle.
+
+    python -m benchmarks.concurrency [--smoke]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+
+from benchmarks.common import (
+    APP,
+    FakeProcess,
+    Row,
+    Server,
+    benchmark_args,
+    launch,
+    median,
+    report,
+    running,
+    workdir,
+)
+
+TARGET_RATIO = 1.25
+TARGET_GROWTH_MB = 150.0
+ARGUMENTS: dict[str, Any] = {
+    "prompt": "a lighthouse at dusk, watercolor",
+    "image_size": "1024x1024",
+    "background": "auto",
+    "quality": "low",
+    "num_images": 1,
+    "output_format": "png",
+    "sync_mode": False,
+    "fal_key": "",
+}
+
+
+class MemorySampler:
+    """Peak RSS of a process (and its children), sampled every `interval` seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += child.memory_info().rss
+        return int(total)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+
+@dataclass
+class Burst:
+    wall_s: float
+    start_spread_s: float  # last call started - first call started
+    errors: list[str]
+
+
+def connect(server: Server, count: int, downloads: Path) -> list[Any]:
+    """One client per visitor, connected in parallel (each loads the app's config)."""
+    from gradio_client import Client
+
+    clients: list[Any] = [None] * count
+
+    def make(index: int) -> None:
+        clients[index] = Client(
+            server.url,
+            verbose=False,
+            headers={"X-Forwarded-For": f"198.51.100.{index + 1}"},
+            download_files=str(downloads / f"visitor-{index}"),
+            analytics_enabled=False,
+            # Plain http on loopback: without this, every httpx client gradio_client
+            # makes (several per call) loads the CA bundle, ~20 ms of the driver's CPU
+            # that the app, on the same 2 cores, would then lack.
+            ssl_verify=False,
+        )
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return clients
+
+
+def burst(clients: list[Any]) -> Burst:
+    """Every client calls /generate at once; wall time to the last result."""
+    barrier = threading.Barrier(len(clients) + 1)
+    starts: list[float] = [0.0] * len(clients)
+    ends: list[float] = [0.0] * len(clients)
+    errors: list[str] = []
+
+    def call(index: int) -> None:
+        barrier.wait()
+        starts[index] = time.perf_counter()
+        try:
+            images, _record, _status = clients[index].predict(**ARGUMENTS, api_name="/generate")
+            if len(images) != ARGUMENTS["num_images"]:
+                errors.append(f"visitor {index}: {len(images)} image(s)")
+        except Exception as exc:
+            errors.append(f"visitor {index}: {type(exc).__name__}: {exc}")
+        ends[index] = time.perf_counter()
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    go = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return Burst(max(ends) - go, max(starts) - min(starts), errors)
+
+
+def main(smoke: bool, app_path: Path = APP) -> None:
+    visitors, latency, bursts = (8, 1.0, 1) if smoke else (32, 2.0, 3)
+    tmp = workdir("concurrency")
+    with FakeProcess(tmp, latency=latency) as fake:
+        with running(launch(app_path, tmp, fake.env, name="app")) as app:
+            sampler = MemorySampler(app.process.pid)
+            time.sleep(0.5)  # let start-up settle
+            idle = median([sampler.rss() for _ in range(5)])
+            with sampler:
+                clients = connect(app, visitors, tmp / "downloads")
+                clients[0].predict(**ARGUMENTS, api_name="/generate")  # warm: TLS, fal client
+                results = [burst(clients) for _ in range(bursts)]
+            errors = [e for r in results for e in r.errors]
+            if errors:
+                raise RuntimeError(f"calls failed: {errors[:5]}\n{app.log_text()[-3000:]}")
+
+    ratios = [r.wall_s / latency for r in results]
+    ratio = median(ratios)
+    walls = ", ".join(f"{r.wall_s:.2f}" for r in results)
+    print(f"concurrency: {visitors} simultaneous /generate, fal latency {latency:.1f} s")
+    print(
+        f"  wall per burst: {walls} s "
+        f"(calls started within {results[0].start_spread_s * 1e3:.0f} ms)"
+    )
+    print(f"  wall / latency: median {ratio:.2f} (target <= {TARGET_RATIO})")
+    mb = 1024 * 1024
+    growth = (sampler.peak - idle) / mb
+    print(
+        f"memory: idle {idle / mb:.0f} MB, peak {sampler.peak / mb:.0f} MB "
+        f"({sampler.samples} samples at 50 ms), growth {growth:.0f} MB"
+    )
+    label = f"{visitors} × /generate, {latency:g} s latency"
+    report(
+        Row(
+            f"1. Concurrency ({label})",
+            f"wall / latency = {ratio:.2f} (median of {len(results)}: {walls} s)",
+            f"≤ {TARGET_RATIO}",
+            ratio <= TARGET_RATIO,
+        )
+    )
+    report(
+        Row(
+            "6. Memory (during 1)",
+            f"peak RSS growth {growth:.0f} MB "
+            f"(idle {idle / mb:.0f} → peak {sampler.peak / mb:.0f})",
+            f"≤ {TARGET_GROWTH_MB:.0f} MB",
+            growth <= TARGET_GROWTH_MB,
+        )
+    )
+
+
+if __name__ == "__main__":
+    args = benchmark_args(__doc__.splitlines()[0]).parse_args()
+    main(args.smoke, args.app)

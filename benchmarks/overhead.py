@@ -1,0 +1,165 @@
+"""Benchmark 2: what one `/generate` costs beyond fal's own time, against two floors.
+
+Sequential calls with 0.5 s of fal latency, the three kinds alternating (the
+order rotates each round), same arguments (one 1024x1024 png image):
+
+- direct: `fal_client.AsyncClient(key).subscribe(...)` from this process (the
+  time fal itself takes, seen from a client with warm connections);
+- bare Gradio: `benchmarks/floors/bare_fal.py`, a Gradio app whose `/generate`
+  only awaits `fal_client.AsyncClient(...).subscribe(...)` and returns the JSON
+  (the least any Gradio app in front of fal can cost);
+- the studio: `/generate` of `python app.py` (which also checks the request,
+  streams progress, downloads the image and hands it to Gradio as a file).
+
+Both servers are separate processes launched the same way with the same env,
+called through `gradio_client` the same way (one client each, warm). The
+client downloads result files as gradio_client does by default: the studio
+returns an image file, the bare app a URL inside JSON (nothing to download).
+Figures: ratios of medians, and milliseconds added over the bare floor.
+
+    python -m benchmarks.overhead [--smoke]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    APP,
+    BENCHMARKS,
+    HOST_KEY,
+    FakeProcess,
+    Row,
+    benchmark_args,
+    launch,
+    median,
+    ms,
+    report,
+    running,
+    spread,
+    use_fake_env,
+    workdir,
+)
+
+LATENCY = 0.5
+TARGET_RATIO = 1.05
+TARGET_ADDED_MS = 50.0
+ARGUMENTS: dict[str, Any] = {
+    "prompt": "a lighthouse at dusk, watercolor",
+    "image_size": "1024x1024",
+    "background": "auto",
+    "quality": "low",
+    "num_images": 1,
+    "output_format": "png",
+    "sync_mode": False,
+}
+
+
+def client_for(url: str, downloads: Path) -> Any:
+    from gradio_client import Client
+
+    return Client(
+        url,
+        verbose=False,
+        download_files=str(downloads),
+        analytics_enabled=False,
+        ssl_verify=False,  # plain http on loopback; skips loading the CA bundle per call
+    )
+
+
+def main(smoke: bool, app_path: Path = APP) -> None:
+    rounds = 3 if smoke else 20
+    tmp = workdir("overhead")
+    with FakeProcess(tmp, latency=LATENCY) as fake:
+        use_fake_env(fake.env)
+        import fal_client
+
+        loop = asyncio.new_event_loop()
+        direct_client = fal_client.AsyncClient(key=HOST_KEY)
+
+        def direct() -> None:
+            arguments = dict(ARGUMENTS)
+            loop.run_until_complete(direct_client.subscribe("fal-ai/gpt-image-1.5", arguments))
+
+        app = launch(app_path, tmp, fake.env, name="app")
+        with (
+            running(app),
+            running(
+                launch(BENCHMARKS / "floors" / "bare_fal.py", tmp, fake.env, name="bare")
+            ) as bare,
+        ):
+            studio_client = client_for(app.url, tmp / "downloads-app")
+            bare_client = client_for(bare.url, tmp / "downloads-bare")
+
+            def studio() -> None:
+                images, _record, _status = studio_client.predict(
+                    **ARGUMENTS, fal_key="", api_name="/generate"
+                )
+                assert len(images) == 1, images
+
+            def bare_gradio() -> None:
+                result = bare_client.predict(**ARGUMENTS, fal_key="", api_name="/generate")
+                assert len(result["images"]) == 1, result
+
+            kinds: dict[str, Callable[[], None]] = {
+                "direct": direct,
+                "bare Gradio": bare_gradio,
+                "studio": studio,
+            }
+            times: dict[str, list[float]] = {name: [] for name in kinds}
+            for call in kinds.values():  # warm: connections, fal clients, caches
+                call()
+            order = list(kinds)
+            for index in range(rounds):
+                rotated = order[index % 3 :] + order[: index % 3]
+                for name in rotated:
+                    started = time.perf_counter()
+                    kinds[name]()
+                    times[name].append(time.perf_counter() - started)
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+
+    medians = {name: median(values) for name, values in times.items()}
+    print(f"overhead: sequential calls, fal latency {LATENCY} s, {rounds} rounds, alternating")
+    for name, values in times.items():
+        print(f"  {name:<12} median {medians[name] * 1000:7.1f} ms  ({spread(values)})")
+    vs_bare = medians["studio"] / medians["bare Gradio"]
+    vs_direct = medians["studio"] / medians["direct"]
+    bare_vs_direct = medians["bare Gradio"] / medians["direct"]
+    added = (medians["studio"] - medians["bare Gradio"]) * 1000
+    # Paired: the studio call and the bare call of the same round.
+    paired = median([s - b for s, b in zip(times["studio"], times["bare Gradio"], strict=True)])
+    print(
+        f"  studio / bare Gradio {vs_bare:.3f}, studio / direct {vs_direct:.3f}, "
+        f"bare Gradio / direct {bare_vs_direct:.3f}"
+    )
+    print(
+        f"  added over bare Gradio: {added:.0f} ms "
+        f"(median of per-round differences {paired * 1000:.0f} ms)"
+    )
+    report(
+        Row(
+            "2. Overhead vs bare Gradio (ratio)",
+            f"{vs_bare:.3f} ({ms(medians['studio'])} / {ms(medians['bare Gradio'])}; "
+            f"vs direct fal_client {vs_direct:.3f}, bare vs direct {bare_vs_direct:.3f})",
+            f"≤ {TARGET_RATIO}",
+            vs_bare <= TARGET_RATIO,
+        )
+    )
+    report(
+        Row(
+            "2. Overhead vs bare Gradio (added)",
+            f"+{added:.0f} ms",
+            f"≤ {TARGET_ADDED_MS:.0f} ms",
+            added <= TARGET_ADDED_MS,
+        )
+    )
+
+
+if __name__ == "__main__":
+    args = benchmark_args(__doc__.splitlines()[0]).parse_args()
+    main(args.smoke, args.app)
