@@ -110,12 +110,14 @@ def test_a_painted_stroke_becomes_the_mask_fal_receives(
 
 
 def canvas_centre_colour(canvas) -> tuple[int, int, int]:
-    shot = Image.open(io.BytesIO(canvas.screenshot())).convert("RGB")
-    r, g, b = shot.getpixel((shot.width // 2, shot.height // 2))
+    shot = np.asarray(Image.open(io.BytesIO(canvas.screenshot())).convert("RGB"))
+    r, g, b = shot[shot.shape[0] // 2, shot.shape[1] // 2]
     return int(r), int(g), int(b)
 
 
-def close_to(colour, target, tolerance=30) -> bool:
+def close_to(
+    colour: tuple[int, int, int], target: tuple[int, int, int], tolerance: int = 30
+) -> bool:
     return sum(abs(a - b) for a, b in zip(colour, target, strict=True)) < tolerance
 
 
