@@ -31,7 +31,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from backend import ImageClient, Settings, TextToImageRequest, choose_key
-from backend.errors import DeadlineExceeded, RateLimited, ResultUnavailable
+from backend.client import Running, until_stopped
+from backend.errors import Cancelled, DeadlineExceeded, RateLimited, ResultUnavailable
 from tests.conftest import HOST_KEY, RunningApp, start_app, stop_app
 from tests.fakefal import FakeFal, Fault, Submission
 
@@ -442,6 +443,35 @@ async def backend(tmp_path: Path, fake: FakeFal) -> Any:
     )
     yield client
     await client.aclose()
+
+
+async def test_stop_ends_the_run_at_once_and_the_request_is_cancelled_at_fal(backend, fake):
+    fake.inject(Fault.never_finish())
+    stop = asyncio.Event()
+    seen: list[object] = []
+    with pytest.raises(Cancelled) as caught:
+        async for event in until_stopped(
+            backend.stream(TextToImageRequest.parse(prompt="p"), choose_key(None, HOST_KEY)), stop
+        ):
+            seen.append(event)
+            if isinstance(event, Running):
+                stop.set()
+    assert caught.value.message == "Stopped. The request was cancelled at fal."
+    [sub] = fake.submissions
+    await asyncio.to_thread(fake.wait_until, lambda: sub.cancelled, 10, "the cancel")
+
+
+async def test_stop_before_anything_was_sent_sends_nothing(backend, fake):
+    stop = asyncio.Event()
+    stop.set()
+    with pytest.raises(Cancelled) as caught:
+        async for _ in until_stopped(
+            backend.stream(TextToImageRequest.parse(prompt="p"), choose_key(None, HOST_KEY)), stop
+        ):
+            pass
+    assert caught.value.message == "Stopped before anything was sent to fal."
+    await asyncio.sleep(0.3)
+    assert fake.submissions == []
 
 
 async def test_a_passing_rate_limit_is_absorbed_by_fal_clients_retries(backend, fake, fast_retries):

@@ -150,7 +150,7 @@ def edit_tab(studio: Studio, shared: Shared) -> EditTab:
         api_visibility="private",
     )
 
-    event = gr.on(
+    gr.on(
         [run.click, prompt.submit],
         studio.edit_in_page,
         inputs=[
@@ -168,7 +168,8 @@ def edit_tab(studio: Studio, shared: Shared) -> EditTab:
         show_progress="minimal",
         show_progress_on=[panel.gallery],
     )
-    stop.click(None, cancels=[event], api_visibility="private")
+    # Stop ends the run itself (see Studio._stop); queue=False: it never waits in line.
+    stop.click(studio.stop_edit, None, None, api_visibility="private", queue=False)
 
     # The public `/edit`: plain files in, as a program has them.
     images_in = gr.File(label="images", file_count="multiple", file_types=["image"], visible=False)

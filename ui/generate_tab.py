@@ -59,7 +59,7 @@ def generate_tab(studio: Studio, shared: Shared) -> GenerateTab:
     # The page's event ends quietly: its status line already holds the sentence
     # (a raised error would stamp a bare "Error" over the results). Programs call
     # the public `/generate`, which raises the same sentence as an error.
-    event = gr.on(
+    gr.on(
         [run.click, prompt.submit],
         studio.generate_in_page,
         inputs=[*inputs, shared.browser_id],
@@ -68,7 +68,8 @@ def generate_tab(studio: Studio, shared: Shared) -> GenerateTab:
         show_progress="minimal",
         show_progress_on=[panel.gallery],
     )
-    stop.click(None, cancels=[event], api_visibility="private")
+    # Stop ends the run itself (see Studio._stop); queue=False: it never waits in line.
+    stop.click(studio.stop_generate, None, None, api_visibility="private", queue=False)
     api_trigger = gr.Button(visible=False, elem_id="t2i-api")
     api_trigger.click(studio.generate, inputs=inputs, outputs=panel.outputs(), api_name="generate")
     gr.on(

@@ -30,10 +30,10 @@ from backend import (
     choose_key,
     draft_edit,
 )
-from backend.client import Job
+from backend.client import Job, until_stopped
 from backend.demo import DemoClient
 from backend.edits import EditDraft
-from backend.errors import InvalidInput, MissingKey
+from backend.errors import Cancelled, InvalidInput, MissingKey
 from backend.history import HistoryEntry, HistoryStore, entry_from_result
 from backend.images import MAX_INPUT_BYTES, PreparedImage, image_size, prepare_image
 from backend.keys import KeyChoice, clean_user_key
@@ -68,6 +68,8 @@ class Studio:
         self.limiter = VisitorLimiter(settings.max_jobs_per_visitor)
         self.demo = DemoClient(settings)
         self.history = HistoryStore()
+        # The Stop button's signal for the run under way, by (page session, tab).
+        self._stops: dict[tuple[str, str], asyncio.Event] = {}
 
     # -- the two endpoints (public API) -------------------------------------
 
@@ -237,8 +239,9 @@ class Studio:
         def remember(job: Job, result: GenerationResult) -> None:
             entries.append(entry_from_result(result, tab, cost_of(job).total_usd))
 
+        stop = self._stops[(request.session_hash or "", tab)] = asyncio.Event()
         try:
-            async for outputs in self._run(build, fal_key, request, on_result=remember):
+            async for outputs in self._run(build, fal_key, request, on_result=remember, stop=stop):
                 if not entries:
                     yield (*outputs, gr.skip(), gr.skip(), gr.skip())
                     continue
@@ -250,6 +253,23 @@ class Studio:
                 yield (*outputs, *self.show_history(browser_id), browser_id)
         except gr.Error:
             return
+        finally:
+            if self._stops.get((request.session_hash or "", tab)) is stop:
+                del self._stops[(request.session_hash or "", tab)]
+
+    async def stop_generate(self, request: gr.Request) -> None:
+        self._stop(request, "generate")
+
+    async def stop_edit(self, request: gr.Request) -> None:
+        self._stop(request, "edit")
+
+    def _stop(self, request: gr.Request, tab: str) -> None:
+        """Stop this page's run in `tab`: it ends at once with a "Stopped" line and
+        the request is cancelled at fal. (Not Gradio's `cancels=`: a cancelled event
+        sometimes ends as failed in the browser, stamping a bare "Error" on the page.)"""
+        signal = self._stops.get((request.session_hash or "", tab))
+        if signal is not None:
+            signal.set()
 
     # -- the Edit tab's canvas ----------------------------------------------
 
@@ -358,6 +378,7 @@ class Studio:
         request: gr.Request | None,
         *,
         on_result: OnResult | None = None,
+        stop: asyncio.Event | None = None,
     ) -> AsyncIterator[Outputs]:
         """Check everything, run the job, stream status lines, end with results."""
         visitor = _visitor(request)
@@ -367,6 +388,8 @@ class Studio:
             with self.limiter.slot(visitor):
                 last_sent = 0.0
                 events = self.demo.stream(job) if key is None else self.client.stream(job, key)
+                if stop is not None:
+                    events = until_stopped(events, stop)
                 async for event in events:
                     if isinstance(event, Finished):
                         result = event.result
@@ -381,7 +404,12 @@ class Studio:
                         last_sent = now
                         yield gr.skip(), gr.skip(), describe_progress(event)
         except StudioError as exc:
-            yield gr.skip(), gr.skip(), describe_error(exc.message)
+            stopped = isinstance(exc, Cancelled)
+            yield (
+                gr.skip(),
+                gr.skip(),
+                f"⏹️ {exc.message}" if stopped else describe_error(exc.message),
+            )
             raise gr.Error(exc.message, print_exception=False) from None
 
     def _key_or_demo(self, fal_key: str | None) -> KeyChoice | None:
