@@ -19,10 +19,15 @@ def open_history(page) -> None:
 
 
 def generate(page, prompt: str) -> None:
+    """Run a generation and wait for ITS result (the status names a new request)."""
+    before = page.inner_text("#t2i-status")
     page.fill("#t2i-prompt textarea", prompt)
     page.click("#t2i-run")
     page.wait_for_function(
-        "document.querySelector('#t2i-status')?.innerText.includes('✅')", timeout=30_000
+        "([old]) => { const t = document.querySelector('#t2i-status')?.innerText || '';"
+        " return t.includes('✅') && t !== old; }",
+        arg=[before],
+        timeout=30_000,
     )
 
 
