@@ -39,7 +39,7 @@ class GenerateTab:
     panel: ResultPanel
 
     def fields(self) -> list[Any]:
-        """In the order of ui.handlers.GENERATE_FIELDS."""
+        """In the order of backend.metadata.GENERATE_FIELDS."""
         return [self.prompt, *self.params.before_fidelity(), *self.params.after_fidelity()]
 
 

@@ -39,7 +39,7 @@ from backend.images import MAX_INPUT_BYTES, PreparedImage, image_size, prepare_i
 from backend.keys import KeyChoice, clean_user_key
 from backend.limits import VisitorLimiter, visitor_id
 from backend.masks import Mask, mask_from_editor, mask_from_upload, mask_preview
-from backend.metadata import parameters_for_ui, read_metadata, save_outputs
+from backend.metadata import GENERATE_FIELDS, parameters_for_ui, read_metadata, save_outputs
 from backend.pricing import CostEstimate, estimate_cost, format_usd
 from backend.schema import MAX_REFERENCE_IMAGES, GenerationResult
 from ui.progress import describe_error, describe_progress, describe_result
@@ -93,15 +93,8 @@ class Studio:
         """
 
         async def build() -> Job:
-            return TextToImageRequest.parse(
-                prompt=prompt,
-                image_size=image_size,
-                background=background,
-                quality=quality,
-                num_images=_whole(num_images),
-                output_format=output_format,
-                sync_mode=sync_mode,
-            )
+            values = (prompt, image_size, background, quality, num_images, output_format, sync_mode)
+            return _text_to_image(*values)
 
         async for outputs in self._run(build, fal_key, request):
             yield outputs
@@ -137,17 +130,11 @@ class Studio:
             if mask:
                 size = (prepared[0].width, prepared[0].height) if prepared else (0, 0)
                 checked = await asyncio.to_thread(_read_mask, mask, size)
-            return draft_edit(
+            return _edit(
                 prepared,
                 checked,
-                prompt=prompt,
-                image_size=image_size,
-                background=background,
-                quality=quality,
-                input_fidelity=input_fidelity,
-                num_images=_whole(num_images),
-                output_format=output_format,
-                sync_mode=sync_mode,
+                (prompt, image_size, background, quality, input_fidelity),
+                (num_images, output_format, sync_mode),
             )
 
         async for outputs in self._run(build, fal_key, request):
@@ -173,15 +160,8 @@ class Studio:
         success also lands in this browser's history."""
 
         async def build() -> Job:
-            return TextToImageRequest.parse(
-                prompt=prompt,
-                image_size=image_size,
-                background=background,
-                quality=quality,
-                num_images=_whole(num_images),
-                output_format=output_format,
-                sync_mode=sync_mode,
-            )
+            values = (prompt, image_size, background, quality, num_images, output_format, sync_mode)
+            return _text_to_image(*values)
 
         async for outputs in self._page_run(build, fal_key, request, browser_id, "generate"):
             yield outputs
@@ -210,17 +190,11 @@ class Studio:
             paths = gallery_paths(references)
             prepared = await asyncio.to_thread(_read_images, paths)
             checked = await asyncio.to_thread(_mask_for, prepared, canvas, invert, mask_file)
-            return draft_edit(
+            return _edit(
                 prepared,
                 checked,
-                prompt=prompt,
-                image_size=image_size,
-                background=background,
-                quality=quality,
-                input_fidelity=input_fidelity,
-                num_images=_whole(num_images),
-                output_format=output_format,
-                sync_mode=sync_mode,
+                (prompt, image_size, background, quality, input_fidelity),
+                (num_images, output_format, sync_mode),
             )
 
         async for outputs in self._page_run(build, fal_key, request, browser_id, "edit"):
@@ -619,6 +593,50 @@ def _visitor(request: gr.Request | None) -> str:
 MAX_COMPARISONS = 9
 
 
+def _text_to_image(
+    prompt: str,
+    image_size: str,
+    background: str,
+    quality: str,
+    num_images: Any,
+    output_format: str,
+    sync_mode: bool,
+) -> TextToImageRequest:
+    return TextToImageRequest.parse(
+        prompt=prompt,
+        image_size=image_size,
+        background=background,
+        quality=quality,
+        num_images=_whole(num_images),
+        output_format=output_format,
+        sync_mode=sync_mode,
+    )
+
+
+def _edit(
+    prepared: list[PreparedImage],
+    mask: Mask | None,
+    first: tuple[str, str, str, str, str],
+    rest: tuple[Any, str, bool],
+) -> EditDraft:
+    """draft_edit from the UI's values (prompt, image_size, background, quality,
+    input_fidelity) and (num_images, output_format, sync_mode)."""
+    prompt, image_size, background, quality, input_fidelity = first
+    num_images, output_format, sync_mode = rest
+    return draft_edit(
+        prepared,
+        mask,
+        prompt=prompt,
+        image_size=image_size,
+        background=background,
+        quality=quality,
+        input_fidelity=input_fidelity,
+        num_images=_whole(num_images),
+        output_format=output_format,
+        sync_mode=sync_mode,
+    )
+
+
 def _comparison(
     prompt: str,
     qualities: list[str] | None,
@@ -666,15 +684,7 @@ def _compared(jobs: list[Job], done: dict[int, Outcome]) -> Outputs:
     return gallery, records, status
 
 
-GENERATE_FIELDS = (
-    "prompt",
-    "image_size",
-    "background",
-    "quality",
-    "num_images",
-    "output_format",
-    "sync_mode",
-)
+# The Edit fields in the order of the tab's controls (metadata's order differs).
 EDIT_FIELDS = (
     "prompt",
     "image_size",
