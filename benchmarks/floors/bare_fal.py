@@ -2,8 +2,8 @@
 
 The least any Gradio app in front of fal can cost: one async endpoint, the same
 parameters as the studio's `/generate`, the result JSON returned as it comes (no
-checks, no progress, no download of the images). Launched like app.py, with the
-same environment (the fake's hosts, FAL_KEY).
+checks, no progress, no download of the images), the same concurrency limit.
+Launched like app.py, with the same environment (the fake's hosts, FAL_KEY).
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ with gr.Blocks(title="bare fal") as demo:
     ]
     output = gr.JSON(label="result")
     gr.Button("go").click(generate, inputs, output, api_name="generate")
+# As many at once as the studio runs by default (STUDIO_CONCURRENCY_LIMIT): with
+# Gradio's default of one, 32 simultaneous calls would simply queue.
+demo.queue(default_concurrency_limit=64)
 
 if __name__ == "__main__":
     demo.launch()
