@@ -227,9 +227,9 @@ def deadline_exceeded(timeout_s: float, *, submitted: bool) -> DeadlineExceeded:
     if submitted:
         message = f"The request took longer than {limit} and was cancelled at fal. Try again later."
     else:
-        # fal_client was still retrying (a busy or unreachable service): nothing ran.
+        # fal_client was still retrying (a 429, a busy gateway, no connection): nothing ran.
         message = (
-            f"fal did not take the request within {limit} (busy or unreachable); nothing was "
-            "run. Try again later."
+            f"fal did not accept the request within {limit} (it is busy, rate-limiting this "
+            "key, or unreachable); nothing was run. Try again later."
         )
     return DeadlineExceeded(message, detail=f"deadline {timeout_s:g}s, submitted={submitted}")

@@ -499,8 +499,8 @@ async def test_a_deadline_reached_before_fal_took_the_request_says_nothing_ran(t
     finally:
         await client.aclose()
     assert caught.value.message == (
-        "fal did not take the request within 1.5 seconds (busy or unreachable); nothing was "
-        "run. Try again later."
+        "fal did not accept the request within 1.5 seconds (it is busy, rate-limiting this "
+        "key, or unreachable); nothing was run. Try again later."
     )
     assert all(sub.state == "REJECTED" for sub in fake.submissions)
     assert not any(h.path.endswith("/cancel") for h in fake.http_log)
