@@ -29,6 +29,7 @@ from PIL import Image
 from tests.conftest import RunningApp
 from tests.fakefal import DecodedImage, FakeFal
 
+WHOLE_COUNT = "num_images must be a whole number from 1 to 4."
 GRADIO_BARE_ERROR = "has raised an exception but has not enabled verbose error reporting"
 UNUSUAL_PROMPT = (
     "👩🏽‍🚀 an astronaut 🇯🇵 with a 🏳️‍🌈 flag; שלום and مرحبا read right to left; "
@@ -70,25 +71,22 @@ GENERATE_REFUSED = [
         id="over-32000-chars",
     ),
     pytest.param({"prompt": None}, "The prompt must be text.", id="prompt-null"),
-    pytest.param({"num_images": 0}, "Value 0 is less than minimum value 1.", id="num-images-0"),
-    pytest.param({"num_images": -3}, "less than minimum value 1", id="num-images-negative"),
-    pytest.param({"num_images": 5}, "Value 5 is greater than maximum value 4.", id="num-images-5"),
-    pytest.param({"num_images": 1e9}, "greater than maximum value 4", id="num-images-huge"),
+    pytest.param({"num_images": 0}, WHOLE_COUNT, id="num-images-0"),
+    pytest.param({"num_images": -3}, WHOLE_COUNT, id="num-images-negative"),
+    pytest.param({"num_images": 5}, WHOLE_COUNT, id="num-images-5"),
+    pytest.param({"num_images": 1e9}, WHOLE_COUNT, id="num-images-huge"),
+    pytest.param({"num_images": 2.5}, WHOLE_COUNT, id="num-images-fraction"),
+    pytest.param({"num_images": True}, WHOLE_COUNT, id="num-images-true"),
+    pytest.param({"num_images": "2"}, WHOLE_COUNT, id="num-images-digit-text"),
     pytest.param(
         {"num_images": "two"},
-        "num_images must be a whole number from 1 to 4.",
+        WHOLE_COUNT,
         id="num-images-text",
-        marks=pytest.mark.xfail(
-            strict=True, reason="Gradio's Slider fails on text before our check: ui/controls.py"
-        ),
     ),
     pytest.param(
         {"num_images": None},
-        "num_images must be a whole number from 1 to 4.",
+        WHOLE_COUNT,
         id="num-images-null",
-        marks=pytest.mark.xfail(
-            strict=True, reason="Gradio's Slider fails on null before our check: ui/controls.py"
-        ),
     ),
     pytest.param(
         {"image_size": "2048x2048"}, "2048x2048 is not in the list of choices", id="size-unknown"
@@ -332,7 +330,15 @@ EDIT_REFUSED: dict[str, tuple[Callable[[Path], EditCase], str]] = {
     ),
     "edit-num-images": (
         lambda t: EditCase([main_image(t)], values={"num_images": 7}),
-        "greater than maximum value 4",
+        WHOLE_COUNT,
+    ),
+    "edit-num-images-text": (
+        lambda t: EditCase([main_image(t)], values={"num_images": "three"}),
+        WHOLE_COUNT,
+    ),
+    "edit-num-images-null": (
+        lambda t: EditCase([main_image(t)], values={"num_images": None}),
+        WHOLE_COUNT,
     ),
 }
 

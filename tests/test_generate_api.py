@@ -114,8 +114,8 @@ def test_a_callers_own_key_is_used_for_their_request(api, fake):
     [
         ({"background": "transparent", "output_format": "jpeg"}, "needs png or webp"),
         ({"prompt": "   "}, "prompt is empty"),
-        # Out-of-range values are refused by Gradio's own components, in its words.
-        ({"num_images": 9}, "Value 9 is greater than maximum value 4"),
+        ({"num_images": 9}, "num_images must be a whole number from 1 to 4."),
+        # Out-of-choice values are refused by Gradio's own dropdowns, in its words.
         ({"image_size": "auto"}, "auto is not in the list of choices"),
         ({"quality": "ultra"}, "ultra is not in the list of choices"),
         ({"output_format": "gif"}, "gif is not in the list of choices"),

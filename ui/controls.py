@@ -41,6 +41,23 @@ class Parameters:
     def after_fidelity(self) -> list[Any]:
         return [self.num_images, self.output_format, self.sync_mode]
 
+    def for_api(self, fields: list[Any]) -> list[Any]:
+        """`fields` with num_images swapped for a hidden Number a public endpoint can take.
+
+        The Slider compares an API caller's value with its bounds before any
+        handler runs, so "two" or null would end in Gradio's bare TypeError. A
+        Number without bounds or rounding hands the value to the request model
+        untouched, and the model says what is wrong in its own sentence.
+        """
+        count = gr.Number(
+            value=self.num_images.value,
+            label="num_images",
+            info=f"How many images to make, {NUM_IMAGES_MIN} to {NUM_IMAGES_MAX}",
+            precision=None,
+            visible=False,
+        )
+        return [count if field is self.num_images else field for field in fields]
+
 
 @dataclass
 class Shared:

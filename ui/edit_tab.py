@@ -177,7 +177,7 @@ def edit_tab(studio: Studio, shared: Shared) -> EditTab:
     api_trigger = gr.Button(visible=False, elem_id="edit-api")
     api_trigger.click(
         studio.edit,
-        inputs=[prompt, images_in, mask_in, *parameters, shared.fal_key],
+        inputs=[prompt, images_in, mask_in, *params.for_api(parameters), shared.fal_key],
         outputs=panel.outputs(),
         api_name="edit",
     )

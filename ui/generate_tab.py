@@ -71,7 +71,12 @@ def generate_tab(studio: Studio, shared: Shared) -> GenerateTab:
     # Stop ends the run itself (see Studio._stop); queue=False: it never waits in line.
     stop.click(studio.stop_generate, None, None, api_visibility="private", queue=False)
     api_trigger = gr.Button(visible=False, elem_id="t2i-api")
-    api_trigger.click(studio.generate, inputs=inputs, outputs=panel.outputs(), api_name="generate")
+    api_trigger.click(
+        studio.generate,
+        inputs=params.for_api(inputs),
+        outputs=panel.outputs(),
+        api_name="generate",
+    )
     gr.on(
         [params.quality.change, params.image_size.change, params.num_images.change, prompt.blur],
         studio.estimate_generate,
