@@ -36,9 +36,9 @@ class Settings:
     concurrency_limit: int = 64
     request_timeout_s: float = 300.0
     poll_interval_s: float = 0.1
-    results_dir: Path = field(
-        default_factory=lambda: Path(tempfile.gettempdir()) / "gpt-image-studio"
-    )
+    # Inside Gradio's upload folder: Gradio serves files from there as they are,
+    # where a file anywhere else is hashed and copied in on every display.
+    results_dir: Path = field(default_factory=lambda: gradio_upload_folder() / "gpt-image-studio")
     # Where fal_client uploads files; None keeps fal's own hosts. Tests point
     # these at a local fake; a proxy could too. (fal_client reads its run and
     # queue hosts itself, from FAL_RUN_HOST and FAL_QUEUE_RUN_HOST.)
@@ -85,6 +85,12 @@ class Settings:
             fal_rest_url=env.get("FAL_REST_URL") or None,
             fal_cdn_url=env.get("FAL_CDN_URL") or None,
         )
+
+
+def gradio_upload_folder() -> Path:
+    """Gradio's own rule for its upload folder (gradio.utils.get_upload_folder),
+    without importing Gradio into the backend; a test checks the two agree."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
 
 
 def _outputs_dir(env: Mapping[str, str]) -> Path | None:

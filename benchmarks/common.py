@@ -189,7 +189,9 @@ def server_env(fake_env: Mapping[str, str], port: int, results: Path) -> dict[st
             "GRADIO_SERVER_PORT": str(port),
             # No calls home (this machine has no internet; both servers alike).
             "GRADIO_ANALYTICS_ENABLED": "False",
-            "STUDIO_RESULTS_DIR": str(results),
+            # Gradio's upload folder, one per server; the app keeps its results
+            # inside it, as it does by default.
+            "GRADIO_TEMP_DIR": str(results),
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -82,7 +82,8 @@ def start_app(tmp_dir: Path, **env_overrides: str) -> RunningApp:
         "GRADIO_SERVER_NAME": "127.0.0.1",
         "GRADIO_SERVER_PORT": str(port),
         "GRADIO_ANALYTICS_ENABLED": "False",
-        "STUDIO_RESULTS_DIR": str(tmp_dir / "results"),
+        # Results land in Gradio's upload folder, as by default; one per app.
+        "GRADIO_TEMP_DIR": str(tmp_dir / "gradio"),
         "STUDIO_REQUEST_TIMEOUT": "60",
         "STUDIO_CONCURRENCY_LIMIT": "64",
         "PYTHONUNBUFFERED": "1",

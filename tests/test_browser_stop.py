@@ -78,3 +78,37 @@ def test_stop_on_the_edit_tab_ends_that_run_only(browser, app_server, fake, arti
     finally:
         page.close()
     assert sub.endpoint == "fal-ai/gpt-image-1.5/edit"
+
+
+def test_stop_on_the_compare_tab_keeps_what_finished_and_cancels_the_rest(
+    browser, app_server, fake, artifacts
+):
+    fake.inject(Fault.never_finish())  # one of the three settings never finishes
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Compare").click()
+        page.fill("#cmp-prompt textarea", "three qualities, one of them stuck")
+        page.click("#cmp-run")  # low, medium and high at the first size
+        page.wait_for_function(
+            "document.querySelector('#cmp-status')?.innerText.includes('2 of 3 settings')",
+            timeout=20_000,
+        )
+        [stuck] = [sub for sub in fake.wait_for_submissions(3) if sub.state != "COMPLETED"]
+        page.click("#cmp-stop")
+        fake.wait_until(lambda: stuck.cancelled, message="the cancel to reach fal")
+        page.wait_for_function(
+            "document.querySelector('#cmp-status')?.innerText.includes('Stopped')",
+            timeout=5_000,
+        )
+        status = page.inner_text("#cmp-status")
+        assert "2 of 3 settings had finished and are shown" in status
+        page.wait_for_function(
+            "[...document.querySelectorAll('#cmp-gallery img')]"
+            ".filter(img => img.complete && img.naturalWidth > 0).length === 2",
+            timeout=10_000,
+        )
+        assert "Error" not in page.inner_text("#cmp-gallery")
+        page.screenshot(path=str(artifacts / "compare-stopped.png"))
+    finally:
+        page.close()

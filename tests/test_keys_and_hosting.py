@@ -183,10 +183,10 @@ def test_no_key_leaks_into_logs_pages_api_or_files(fake, tmp_path):
             url = urllib.parse.urljoin(app.url, script)
             with urllib.request.urlopen(url) as response:
                 texts[script] = response.read().decode(errors="replace")
-        for folder in (tmp_path / "results", tmp_path / "gradio-cache"):
-            for file in folder.rglob("*"):
-                if file.is_file():
-                    texts[str(file)] = file.read_bytes().decode("latin-1")
+        # Every file the app wrote: results, Gradio's cache, saved outputs, the log.
+        for file in tmp_path.rglob("*"):
+            if file.is_file():
+                texts[str(file)] = file.read_bytes().decode("latin-1")
     finally:
         stop_app(app)
     assert len(texts) > 10

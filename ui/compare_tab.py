@@ -45,7 +45,7 @@ def compare_tab(studio: Studio, shared: Shared) -> ResultPanel:
             panel = result_panel("cmp", columns=3)
 
     inputs = [prompt, qualities, sizes, background, output_format, shared.fal_key]
-    event = gr.on(
+    gr.on(
         [run.click, prompt.submit],
         studio.compare,
         inputs=inputs,
@@ -54,7 +54,8 @@ def compare_tab(studio: Studio, shared: Shared) -> ResultPanel:
         show_progress="minimal",
         show_progress_on=[panel.gallery],
     )
-    stop.click(None, cancels=[event], api_visibility="private")
+    # Stop ends the run itself, showing what had finished (see Studio._stop).
+    stop.click(studio.stop_compare, None, None, api_visibility="private", queue=False)
     gr.on(
         [qualities.change, sizes.change, prompt.blur],
         studio.estimate_compare,

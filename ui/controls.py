@@ -69,7 +69,10 @@ class Shared:
     history_total: gr.Markdown
 
     def page_outputs(self, panel: ResultPanel) -> list[Any]:
-        return [*panel.outputs(), self.history, self.history_total, self.browser_id]
+        return [*panel.outputs(), self.browser_id]
+
+    def history_outputs(self) -> list[Any]:
+        return [self.history, self.history_total]
 
 
 @dataclass

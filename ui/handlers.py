@@ -8,12 +8,13 @@ CPU work on images runs in threads so the event loop keeps serving others.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +51,14 @@ log = logging.getLogger("studio.ui")
 # flooding many browsers with a message per queue poll.
 _STATUS_EVERY_S = 0.4
 
+# While a run is under way, its results area is empty (None), not left as it was
+# with gr.skip(): for each skip Gradio builds a fresh copy of the component and its
+# config for the session (18 ms on the event loop, and memory kept per session).
+# The previous results stay in the History panel.
+_CLEARED = (None, None)
+
 Outputs = tuple[Any, Any, str]
-PageOutputs = tuple[Any, Any, str, Any, Any, Any]
+PageOutputs = tuple[Any, Any, str, Any]
 OnResult = Callable[[Job, GenerationResult], None]
 Outcome = tuple[GenerationResult, float] | StudioError
 _EDIT = EditRequest.model_fields
@@ -213,29 +220,46 @@ class Studio:
         def remember(job: Job, result: GenerationResult) -> None:
             entries.append(entry_from_result(result, tab, cost_of(job).total_usd))
 
-        stop = self._stops[(request.session_hash or "", tab)] = asyncio.Event()
+        with self._stop_signal(request, tab) as stop:
+            try:
+                runs = self._run(build, fal_key, request, on_result=remember, stop=stop)
+                async for outputs in runs:
+                    if not entries:
+                        # A skip is cheap here: the browser id is state, not a component.
+                        yield (*outputs, gr.skip())
+                        continue
+                    # The run is recorded before its results are shown, in the same
+                    # update: a reload right after the results must not lose it. A
+                    # browser's first run gives it its id. The History panel follows
+                    # (the event's `then`).
+                    browser_id = self.new_browser_id(browser_id)
+                    self.history.add(browser_id, entries.pop())
+                    yield (*outputs, browser_id)
+            except gr.Error:
+                return
+
+    @contextlib.contextmanager
+    def _stop_signal(self, request: gr.Request | None, tab: str) -> Iterator[asyncio.Event]:
+        """The Stop button's signal for this page's run in `tab` (API callers, who
+        have no Stop button, get one nobody sets)."""
+        stop = asyncio.Event()
+        slot = (request.session_hash or "", tab) if request is not None else None
+        if slot is not None:
+            self._stops[slot] = stop
         try:
-            async for outputs in self._run(build, fal_key, request, on_result=remember, stop=stop):
-                if not entries:
-                    yield (*outputs, gr.skip(), gr.skip(), gr.skip())
-                    continue
-                # The run is recorded before its results are shown, in the same update:
-                # a reload right after the results must not lose it. A browser's first
-                # run gives it its id.
-                browser_id = self.new_browser_id(browser_id)
-                self.history.add(browser_id, entries.pop())
-                yield (*outputs, *self.show_history(browser_id), browser_id)
-        except gr.Error:
-            return
+            yield stop
         finally:
-            if self._stops.get((request.session_hash or "", tab)) is stop:
-                del self._stops[(request.session_hash or "", tab)]
+            if slot is not None and self._stops.get(slot) is stop:
+                del self._stops[slot]
 
     async def stop_generate(self, request: gr.Request) -> None:
         self._stop(request, "generate")
 
     async def stop_edit(self, request: gr.Request) -> None:
         self._stop(request, "edit")
+
+    async def stop_compare(self, request: gr.Request) -> None:
+        self._stop(request, "compare")
 
     def _stop(self, request: gr.Request, tab: str) -> None:
         """Stop this page's run in `tab`: it ends at once with a "Stopped" line and
@@ -376,12 +400,11 @@ class Studio:
                     now = time.monotonic()
                     if now - last_sent >= _STATUS_EVERY_S:
                         last_sent = now
-                        yield gr.skip(), gr.skip(), describe_progress(event)
+                        yield *_CLEARED, describe_progress(event)
         except StudioError as exc:
             stopped = isinstance(exc, Cancelled)
             yield (
-                gr.skip(),
-                gr.skip(),
+                *_CLEARED,
                 f"⏹️ {exc.message}" if stopped else describe_error(exc.message),
             )
             raise gr.Error(exc.message, print_exception=False) from None
@@ -427,37 +450,53 @@ class Studio:
         Returns one image per setting (captioned with its setting, time and
         cost), the records, and a status sentence."""
         visitor = _visitor(request)
+        done: dict[int, Outcome] = {}
         try:
             key = self._key_or_demo(fal_key)
             jobs = _comparison(prompt, qualities, sizes, background, output_format)
-            with self.limiter.slot(visitor):
-                started = time.monotonic()
-
-                async def one(index: int) -> tuple[int, Outcome]:
-                    try:
-                        return index, await self._timed(jobs[index], key)
-                    except StudioError as exc:
-                        return index, exc
-
-                tasks = [asyncio.ensure_future(one(i)) for i in range(len(jobs))]
-                done: dict[int, Outcome] = {}
-                try:
-                    for next_done in asyncio.as_completed(tasks):
-                        index, outcome = await next_done
-                        done[index] = outcome
-                        elapsed = time.monotonic() - started
-                        yield (
-                            gr.skip(),
-                            gr.skip(),
-                            f"⏳ {len(done)} of {len(jobs)} settings finished · {elapsed:.1f} s",
-                        )
-                finally:
-                    for task in tasks:  # Stop, or a closed tab: cancel the rest at fal too
-                        task.cancel()
+            with self.limiter.slot(visitor), self._stop_signal(request, "compare") as stop:
+                async for finished in self._compare_until(jobs, key, done, stop):
+                    yield *_CLEARED, finished
         except StudioError as exc:
-            yield gr.skip(), gr.skip(), describe_error(exc.message)
+            yield *_CLEARED, describe_error(exc.message)
             raise gr.Error(exc.message, print_exception=False) from None
-        yield _compared(jobs, done)
+        yield _compared(jobs, done, stopped=stop.is_set())
+
+    async def _compare_until(
+        self,
+        jobs: list[Job],
+        key: KeyChoice | None,
+        done: dict[int, Outcome],
+        stop: asyncio.Event,
+    ) -> AsyncIterator[str]:
+        """Run every job at once, filling `done` and yielding a status line as each
+        ends, until all have or Stop is pressed (the rest are then cancelled at fal)."""
+
+        async def one(index: int) -> tuple[int, Outcome]:
+            try:
+                return index, await self._timed(jobs[index], key)
+            except StudioError as exc:
+                return index, exc
+
+        started = time.monotonic()
+        pending: set[asyncio.Future[Any]] = {
+            asyncio.ensure_future(one(i)) for i in range(len(jobs))
+        }
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        try:
+            while pending and not stop.is_set():
+                finished, pending = await asyncio.wait(
+                    pending | {stopped}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stopped)
+                for task in finished - {stopped}:
+                    index, outcome = task.result()
+                    done[index] = outcome
+                elapsed = time.monotonic() - started
+                yield f"⏳ {len(done)} of {len(jobs)} settings finished · {elapsed:.1f} s"
+        finally:
+            for task in [*pending, stopped]:  # Stop, or a closed tab: cancel the rest at fal
+                task.cancel()
 
     async def _timed(self, job: Job, key: KeyChoice | None) -> tuple[GenerationResult, float]:
         started = time.monotonic()
@@ -663,7 +702,7 @@ def _comparison(
     ]
 
 
-def _compared(jobs: list[Job], done: dict[int, Outcome]) -> Outputs:
+def _compared(jobs: list[Job], done: dict[int, Outcome], *, stopped: bool = False) -> Outputs:
     gallery, records, failures = [], [], []
     for index, job in enumerate(jobs):
         assert isinstance(job, TextToImageRequest)
@@ -679,7 +718,12 @@ def _compared(jobs: list[Job], done: dict[int, Outcome]) -> Outputs:
             reason = outcome.message if isinstance(outcome, StudioError) else "stopped"
             failures.append(f"{setting}: {reason}")
     status = f"✅ {len(records)} of {len(jobs)} settings, side by side."
-    if failures:
+    if stopped and len(done) < len(jobs):
+        status = (
+            f"⏹️ Stopped: {len(records)} of {len(jobs)} settings had finished and are shown; "
+            "the rest were cancelled at fal."
+        )
+    elif failures:
         status = f"⚠️ {len(records)} of {len(jobs)} settings finished. " + " ".join(failures)
     return gallery, records, status
 
