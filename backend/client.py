@@ -354,7 +354,7 @@ async def _result_of(handle: Any, status: Any, deadline: float) -> Any:
     failure, and the status' own `error` says more.
     """
     try:
-        output = await _within(deadline, handle.get())
+        output = await _within(deadline, _fetch_result(handle))
     except fal_client.client.FalClientHTTPError as exc:
         if status.error and (exc.status_code >= 500 or _is_cancel_error(status.error)):
             raise _completed_failure(status) from None
@@ -362,6 +362,19 @@ async def _result_of(handle: Any, status: Any, deadline: float) -> Any:
     if status.error:
         raise _completed_failure(status)
     return output
+
+
+async def _fetch_result(handle: Any) -> Any:
+    """One GET of the result, with fal_client's own retries and errors.
+
+    `handle.get()` would first poll the status again, which we have just seen
+    COMPLETED: a round trip (~50 ms) for nothing. These are the calls it then
+    makes (fal-client 1.0.x), so retries and `FalClientHTTPError` stay the same.
+    """
+    response = await fal_client.client._async_maybe_retry_request(
+        handle.client, "GET", handle.response_url, timeout=fal_client.client.QUEUE_POLL_TIMEOUT
+    )
+    return response.json()
 
 
 def _completed_failure(status: Any) -> StudioError:

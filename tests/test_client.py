@@ -27,7 +27,8 @@ from backend.errors import (
     ResultUnavailable,
     ServiceUnavailable,
 )
-from tests.fakefal import Fault
+from tests.fakefal import FakeFal, Fault
+from tests.fakefal.records import RecordedHTTP
 
 KEY_A = "aaaaaaaa-0000-4000-8000-00000000000a:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 KEY_B = "bbbbbbbb-0000-4000-8000-00000000000b:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
@@ -163,3 +164,36 @@ async def test_network_trouble_ends_in_a_sentence_after_fal_clients_own_retries(
     submits = [h for h in fake.http_log if h.role == "queue" and h.method == "POST"]
     assert len(submits) == 10, "fal_client's retries are used, with no second loop of ours"
     assert fake.submissions[-1].state == "REJECTED"
+
+
+def _queue_calls(fake: FakeFal, request_id: str) -> list[RecordedHTTP]:
+    """The fake's log of status and result GETs for one request, in arrival order."""
+    base = f"/requests/{request_id}"
+    return [h for h in fake.http_log if h.role == "queue" and h.method == "GET" and base in h.path]
+
+
+async def test_after_completed_the_result_is_one_get_with_no_extra_status_poll(client, fake):
+    """fal_client's handle.get() polls the status once more before fetching; we don't."""
+    fake.latency = 0.3
+    result = await client.run(request(), choose_key(KEY_A, None))
+    [sub] = fake.submissions
+    calls = _queue_calls(fake, result.request_id)
+    results = [h for h in calls if not h.path.endswith("/status")]
+    assert len(results) == 1, "exactly one GET of the response URL"
+    assert calls[-1] is results[0], "no status poll after the result"
+    assert sub.finished_at is not None
+    polls_after = [h for h in calls if h.path.endswith("/status") and h.time >= sub.finished_at]
+    assert len(polls_after) <= 1, "only the poll that saw COMPLETED"
+
+
+async def test_the_single_result_get_keeps_fal_clients_retries(client, fake):
+    """A gateway 503 or a truncated answer to the result GET is retried, as handle.get() did."""
+    fake.inject(Fault.http_error("result", 503, ingress=True, hits=1))
+    first = await client.run(request(), choose_key(KEY_A, None))
+    assert len(first.images) == 1
+    fake.inject(Fault.truncated_result(hits=1))
+    second = await client.run(request(), choose_key(KEY_A, None))
+    assert len(second.images) == 1
+    for done in (first, second):
+        gets = [h for h in _queue_calls(fake, done.request_id) if not h.path.endswith("/status")]
+        assert len(gets) == 2, "one failed attempt, then fal_client's retry"
