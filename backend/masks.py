@@ -1,10 +1,12 @@
 """The edit mask: painted strokes or an uploaded file, made into the PNG fal expects.
 
 fal and OpenAI read a mask as a PNG the size of the FIRST image whose fully
-transparent pixels (alpha 0) mark the area to edit. Every mask made here is an
-RGBA PNG with just two colours: the area to edit white with alpha 0
-(255, 255, 255, 0), the rest opaque black (0, 0, 0, 255). That satisfies the
-alpha reading and a "white = edit" grayscale reading alike.
+transparent pixels (alpha 0) mark the area to edit. Every mask made here is a
+grayscale-with-alpha (LA) PNG with just two colours: the area to edit white
+with alpha 0, the rest opaque black. That satisfies the alpha reading and a
+"white = edit" grayscale reading alike; read as RGBA it is (255, 255, 255, 0)
+and (0, 0, 0, 255). LA rather than RGBA: a real alpha channel all the same, and
+half the bytes for Pillow's PNG filters to try (they dominate the encoding).
 
 A mask that would edit nothing is never made: painting nothing gives `None`
 (send no mask), an uploaded mask with nothing to edit is refused.
@@ -58,7 +60,7 @@ class Mask:
     edit_fraction: float
 
     def to_pil(self) -> Image.Image:
-        """The mask as a loaded RGBA PIL image."""
+        """The mask as a loaded RGBA PIL image (the PNG itself is LA)."""
         with Image.open(io.BytesIO(self.png)) as image:
             return image.convert("RGBA")
 
@@ -226,29 +228,30 @@ def _resize_nearest(area: Bools, width: int, height: int) -> Bools:
 
 
 def _encode(edit: Bools) -> Mask:
-    """The two-colour RGBA PNG for an edit area; `InvalidInput` if it would pass 4 MB."""
+    """The two-colour LA PNG for an edit area; `InvalidInput` if it would pass 4 MB."""
     height, width = edit.shape
-    png = _png_rgba(edit, level=1, strategy=zlib.Z_RLE)
+    png = _png_la(edit, level=1, strategy=zlib.Z_RLE)
     if len(png) > MAX_MASK_BYTES:  # only speckled noise gets here: try harder once
-        png = _png_rgba(edit, level=9, strategy=zlib.Z_DEFAULT_STRATEGY)
+        png = _png_la(edit, level=9, strategy=zlib.Z_DEFAULT_STRATEGY)
     if len(png) > MAX_MASK_BYTES:
         raise InvalidInput("The mask is too detailed to send (over 4 MB); use a simpler mask.")
     fraction = float(np.count_nonzero(edit)) / edit.size
     return Mask(png=png, width=width, height=height, edit_fraction=fraction)
 
 
-def _png_rgba(edit: Bools, *, level: int, strategy: int) -> bytes:
-    """Encode the mask as an 8-bit RGBA PNG with Pillow.
+# (luminance, alpha) byte pairs as one little-endian uint16 each, indexed by "edit":
+# keep = (0, 255) opaque black, edit = (255, 0) transparent white.
+_LA_PIXELS = np.array([0xFF00, 0x00FF], dtype="<u2")
+
+
+def _png_la(edit: Bools, *, level: int, strategy: int) -> bytes:
+    """Encode the mask as an 8-bit LA PNG with Pillow.
 
     zlib's run-length strategy suits a two-colour image: as fast as level 1 and
-    a quarter of the size (measured: ~20 ms for 1536x1024).
+    a quarter of the size. Measured for 1536x1024 (3 painted layers): 16 ms
+    against 33 ms for the same mask as RGBA, on an idle machine.
     """
-    value = edit.view(np.uint8) * np.uint8(255)  # 255 where edited
-    pixels = np.empty((*edit.shape, 4), dtype=np.uint8)
-    pixels[..., :3] = value[..., None]
-    np.subtract(np.uint8(255), value, out=pixels[..., 3])
+    pixels = _LA_PIXELS[edit.view(np.uint8)].view(np.uint8).reshape(*edit.shape, 2)
     buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGBA").save(
-        buffer, "PNG", compress_level=level, compress_type=strategy
-    )
+    Image.fromarray(pixels, "LA").save(buffer, "PNG", compress_level=level, compress_type=strategy)
     return buffer.getvalue()

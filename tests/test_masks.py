@@ -36,12 +36,13 @@ def paint(target: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: int = 2
 
 
 def decoded(mask: Mask) -> np.ndarray:
-    """The mask's PNG, reopened from its bytes, as an HxWx4 array (checks format and mode)."""
+    """The mask's PNG, reopened from its bytes, as an HxWx4 RGBA array (checks format and
+    mode: gray with a real alpha channel, as fal and OpenAI read a mask's alpha)."""
     with Image.open(io.BytesIO(mask.png)) as image:
         assert image.format == "PNG"
-        assert image.mode == "RGBA"
+        assert image.mode == "LA"
         assert image.size == (mask.width, mask.height)
-        return np.asarray(image).copy()
+        return np.asarray(image.convert("RGBA")).copy()
 
 
 def assert_mask_is(mask: Mask | None, expected_edit: np.ndarray) -> None:
@@ -261,6 +262,20 @@ def test_the_mask_travels_as_a_png_data_uri():
     assert uri.startswith(prefix)
     assert base64.b64decode(uri[len(prefix) :]) == mask.png
     assert mask.to_pil().mode == "RGBA"
+
+
+def test_the_mask_png_has_a_real_alpha_channel_not_a_colour_key():
+    """fal and OpenAI read alpha 0 as "edit": the PNG itself must carry an alpha channel
+    (colour type 4 gray+alpha or 6 RGBA, 8 bits), not a palette or a tRNS colour key."""
+    strokes = layer()
+    paint(strokes, 10, 5, 40, 25)
+    mask = mask_from_layers([strokes], (W, H))
+    assert mask is not None
+    data = mask.png
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    bit_depth, colour_type = data[24], data[25]
+    assert (bit_depth, colour_type) in ((8, 4), (8, 6))
+    assert b"tRNS" not in data and b"PLTE" not in data
 
 
 # ---- uploaded masks ----------------------------------------------------------------------------
