@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from backend import images
 from backend.errors import InvalidInput
@@ -269,6 +269,89 @@ def test_colour_profile_survives_a_reencode():
     data = encode(gradient(), "JPEG", icc_profile=profile, exif=with_orientation(8))
     result = reopen(prepare_image(data))
     assert result.info.get("icc_profile") == profile
+
+
+# ---- PNGs that are fine are verified, not decoded ------------------------------------------
+
+
+def chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """A PNG's chunks as (type, body), in file order."""
+    position, found = 8, []
+    while position < len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = data[position + 4 : position + 8]
+        found.append((kind, data[position + 8 : position + 8 + length]))
+        position += 12 + length
+    return found
+
+
+def png_of(parts: list[tuple[bytes, bytes]]) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        for kind, body in parts
+    )
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every pixel decode Pillow does from now on (its format), by watching Pillow's load()."""
+    seen: list[str] = []
+    original = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> object:
+        if self.tile:  # not yet decoded
+            seen.append(self.format or "?")
+        return original(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return seen
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+def test_a_fine_png_goes_out_verified_but_never_decoded(mode, decodes):
+    data = encode(gradient(640, 480).convert(mode), "PNG")
+    prepared = prepare_image(data, name="photo.png")
+    assert prepared.data == data
+    assert (prepared.content_type, prepared.width, prepared.height) == ("image/png", 640, 480)
+    assert decodes == []
+    prepare_image(encode(gradient().convert("P"), "PNG"))  # needs converting: decoded
+    assert decodes == ["PNG"]
+
+
+def test_a_png_with_orientation_1_in_its_exif_is_kept_undecoded(decodes):
+    data = encode(gradient(), "PNG", exif=with_orientation(1))
+    assert prepare_image(data).data == data
+    assert decodes == []
+
+
+def test_a_png_with_a_flipped_byte_or_without_its_end_is_refused():
+    data = encode(Image.effect_noise((128, 128), 50), "PNG")
+    idat = data.index(b"IDAT")
+    flipped = bytearray(data)
+    flipped[idat + 100] ^= 0xFF
+    for damaged in (bytes(flipped), data[:-12]):  # a bad checksum; the IEND chunk cut off
+        with pytest.raises(InvalidInput) as caught:
+            prepare_image(damaged, name="scan.png")
+        assert "'scan.png' is damaged or incomplete" in caught.value.message
+        assert one_sentence(caught.value.message)
+
+
+@pytest.mark.parametrize("exif_after_pixels", [False, True], ids=["exif-first", "exif-last"])
+def test_an_exif_rotated_png_is_turned_upright(exif_after_pixels):
+    stored = Image.new("RGB", (40, 20), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 10, 10))
+    data = encode(stored, "PNG", exif=with_orientation(6))
+    if exif_after_pixels:  # where only a decode finds it
+        parts = chunks(data)
+        exif = [part for part in parts if part[0] == b"eXIf"]
+        rest = [part for part in parts if part[0] != b"eXIf"]
+        data = png_of([*rest[:-1], *exif, rest[-1]])
+        assert data.index(b"eXIf") > data.index(b"IDAT")
+    prepared = prepare_image(data, name="turned.png")
+    assert (prepared.width, prepared.height, prepared.content_type) == (20, 40, "image/png")
+    result = reopen(prepared)
+    assert result.getpixel((16, 3)) == (255, 0, 0)  # stored top-left lands top-right
+    assert result.getpixel((3, 3)) == (0, 0, 255)
 
 
 # ---- refusals ---------------------------------------------------------------------------------
