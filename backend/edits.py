@@ -75,17 +75,36 @@ async def send_inputs(
     inline_limit: int = INLINE_LIMIT_BYTES,
     inline_budget: int = INLINE_BUDGET_BYTES,
 ) -> EditRequest:
-    """The draft's request with real URLs: small files inline, the rest uploaded in parallel."""
-    files = _files(draft)
-    inline = _inline_choice([len(data) for data, _, _ in files], inline_limit, inline_budget)
-    urls = await asyncio.gather(
-        *(
-            _url_for(client, data, content_type, name, keep_inline)
-            for (data, content_type, name), keep_inline in zip(files, inline, strict=True)
+    """The draft's request with real URLs: small files inline, the rest uploaded in parallel.
+
+    Each upload starts as soon as its file is ready: the references at once, the
+    mask once encoded (in a thread, while they upload). The references share
+    the inline budget by the rule in `_inline_choice`; the mask takes what they
+    leave (a painted mask is a few kB, so in practice it always goes inline).
+    """
+    images = draft.images
+    sizes = [len(image.data) for image in images]
+    inline = _inline_choice(sizes, inline_limit, inline_budget)
+    left = inline_budget - sum(size for size, keep in zip(sizes, inline, strict=True) if keep)
+    uploads = [
+        asyncio.ensure_future(
+            _url_for(client, image.data, image.content_type, image.file_name, keep)
         )
-    )
-    image_urls = list(urls[: len(draft.images)])
-    mask_url = urls[len(draft.images)] if draft.mask is not None else None
+        for image, keep in zip(images, inline, strict=True)
+    ]
+    try:
+        mask_url = None
+        if draft.mask is not None:
+            mask = draft.mask
+            png = await asyncio.to_thread(lambda: mask.png)
+            keep = len(png) <= min(inline_limit, left)
+            mask_url = await _url_for(client, png, "image/png", "mask.png", keep)
+        image_urls = list(await asyncio.gather(*uploads))
+    finally:
+        # On any failure or cancellation (Stop, the deadline) no upload outlives the request.
+        for upload in uploads:
+            upload.cancel()
+        await asyncio.gather(*uploads, return_exceptions=True)
     return draft.request.model_copy(update={"image_urls": image_urls, "mask_image_url": mask_url})
 
 
@@ -95,17 +114,10 @@ def needs_upload(
     inline_limit: int = INLINE_LIMIT_BYTES,
     inline_budget: int = INLINE_BUDGET_BYTES,
 ) -> int:
-    """How many files `send_inputs` will upload (for progress messages)."""
-    sizes = [len(data) for data, _, _ in _files(draft)]
-    inline = _inline_choice(sizes, inline_limit, inline_budget)
-    return inline.count(False)
-
-
-def _files(draft: EditDraft) -> list[tuple[bytes, str, str]]:
-    files = [(img.data, img.content_type, img.file_name) for img in draft.images]
-    if draft.mask is not None:
-        files.append((draft.mask.png, "image/png", "mask.png"))
-    return files
+    """How many references `send_inputs` will upload (for progress messages; the mask,
+    not yet encoded when this is asked, goes inline in practice and is not counted)."""
+    sizes = [len(image.data) for image in draft.images]
+    return _inline_choice(sizes, inline_limit, inline_budget).count(False)
 
 
 def _inline_choice(sizes: list[int], limit: int, budget: int) -> list[bool]:

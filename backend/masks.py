@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,14 +50,32 @@ _DIM_FACTOR = 150  # out of 256
 Bools = npt.NDArray[np.bool_]
 
 
-@dataclass(frozen=True)
 class Mask:
-    """A ready-to-send mask: PNG bytes, its size, and how much of it would be edited."""
+    """A checked mask: its edit area now, its PNG when first asked for.
 
-    png: bytes
-    width: int
-    height: int
-    edit_fraction: float
+    Encoding is most of a mask's cost, so it waits for `png`: `send_inputs`
+    encodes it while the reference images are already uploading. A mask whose
+    PNG could pass 4 MB is encoded at once instead, so that it is refused
+    before anything is sent; smaller ones cannot pass it (see `_may_pass_limit`).
+    """
+
+    def __init__(self, edit: Bools) -> None:
+        edit.flags.writeable = False  # ours now; shared with callers read-only
+        self._edit = edit
+        self.height, self.width = edit.shape
+        self.edit_fraction = float(np.count_nonzero(edit)) / edit.size
+        self._png: bytes | None = None
+        self._lock = threading.Lock()
+        if _may_pass_limit(self.width, self.height):
+            _ = self.png
+
+    @property
+    def png(self) -> bytes:
+        """The two-colour LA PNG; `InvalidInput` if it would pass 4 MB."""
+        with self._lock:
+            if self._png is None:
+                self._png = _encode(self._edit)
+            return self._png
 
     def to_pil(self) -> Image.Image:
         """The mask as a loaded RGBA PIL image (the PNG itself is LA)."""
@@ -65,10 +83,8 @@ class Mask:
             return image.convert("RGBA")
 
     def edit_area(self) -> Bools:
-        """A height x width boolean array, True where the image is to be edited."""
-        alpha: npt.NDArray[np.uint8] = np.asarray(self.to_pil().getchannel("A"))
-        edit: Bools = alpha == 0
-        return edit
+        """A height x width boolean array (read-only), True where the image is to be edited."""
+        return self._edit
 
     def to_data_uri(self) -> str:
         """The mask as a `data:image/png;base64,...` URI."""
@@ -107,7 +123,7 @@ def mask_from_layers(
         np.logical_not(painted, out=painted)
         if not painted.any():
             return None
-    return _encode(painted)
+    return Mask(painted)
 
 
 def mask_from_editor(
@@ -160,7 +176,7 @@ def mask_from_upload(data: bytes, size: tuple[int, int]) -> Mask:
             "The mask has no transparent area, so nothing would change; make the area to edit "
             "transparent (or white, in a mask without transparency)."
         )
-    return _encode(edit)
+    return Mask(edit)
 
 
 def mask_preview(image: Image.Image, mask: Mask) -> Image.Image:
@@ -227,16 +243,25 @@ def _resize_nearest(area: Bools, width: int, height: int) -> Bools:
     return scaled
 
 
-def _encode(edit: Bools) -> Mask:
+def _encode(edit: Bools) -> bytes:
     """The two-colour LA PNG for an edit area; `InvalidInput` if it would pass 4 MB."""
-    height, width = edit.shape
     png = _png_la(edit, level=1, strategy=zlib.Z_RLE)
     if len(png) > MAX_MASK_BYTES:  # only speckled noise gets here: try harder once
         png = _png_la(edit, level=9, strategy=zlib.Z_DEFAULT_STRATEGY)
     if len(png) > MAX_MASK_BYTES:
         raise InvalidInput("The mask is too detailed to send (over 4 MB); use a simpler mask.")
-    fraction = float(np.count_nonzero(edit)) / edit.size
-    return Mask(png=png, width=width, height=height, edit_fraction=fraction)
+    return png
+
+
+def _may_pass_limit(width: int, height: int) -> bool:
+    """Whether a mask this size could encode to over 4 MB.
+
+    Deflate never grows data by more than a few bytes per 16 kB block, so a PNG
+    is at most its raw pixel rows (a filter byte and 2 bytes a pixel) plus a
+    small margin: 1536x1024 gives 3.1 MB at worst, under the limit.
+    """
+    raw = height * (1 + 2 * width)
+    return raw + raw // 1000 + 4096 > MAX_MASK_BYTES
 
 
 # (luminance, alpha) byte pairs as one little-endian uint16 each, indexed by "edit":

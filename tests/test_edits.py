@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import time
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from backend import ImageClient, Settings, choose_key
 from backend.edits import (
     INLINE_BUDGET_BYTES,
     INLINE_LIMIT_BYTES,
@@ -17,6 +20,8 @@ from backend.edits import (
 from backend.errors import InvalidInput
 from backend.images import prepare_image
 from backend.masks import mask_from_layers
+
+KEY = "aaaaaaaa-0000-4000-8000-00000000000a:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 
 def png(width: int, height: int, colour=(10, 20, 30)) -> bytes:
@@ -91,3 +96,43 @@ def test_the_inline_budget_caps_one_request_body():
 
 def test_a_zero_limit_uploads_everything():
     assert _inline_choice([10, 20], 0, INLINE_BUDGET_BYTES) == [False, False]
+
+
+# ---- sending: each upload starts as soon as its file is ready ----------------------------------
+
+
+async def test_references_upload_while_the_mask_is_still_being_encoded(fake, tmp_path, monkeypatch):
+    """The mask's PNG is encoded only once both references' uploads have reached fal:
+    Pillow's encoder is held until then (for 10 s at most, which fails the test)."""
+    holding: list[int] = []
+    original_save = Image.Image.save
+
+    def save(self: Image.Image, fp: Any, format: str | None = None, **params: Any) -> None:
+        if self.mode == "LA" and format == "PNG":  # the mask (references are not re-encoded)
+            deadline = time.monotonic() + 10
+            while len(fake.uploads) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            holding.append(len(fake.uploads))
+        original_save(self, fp, format, **params)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    settings = Settings(fal_key=KEY, results_dir=tmp_path, inline_limit_bytes=0)
+    client = ImageClient(settings)
+    references = [
+        prepare_image(png(300, 200), name="a.png"),
+        prepare_image(png(64, 64), name="b.png"),
+    ]
+    draft = draft_edit(references, stroke_mask(300, 200), prompt="add a kite")
+    try:
+        result = await client.run(draft, choose_key(KEY, None))
+    finally:
+        await client.aclose()
+    assert holding == [2], "both references were uploading before the mask existed"
+    assert [u.file_name for u in fake.uploads][-1] == "mask.png"
+    (sub,) = fake.submissions
+    assert [(d.role, d.width, d.height) for d in sub.decoded_inputs] == [
+        ("image", 300, 200),
+        ("image", 64, 64),
+        ("mask", 300, 200),
+    ]
+    assert result.images

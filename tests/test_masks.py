@@ -7,6 +7,7 @@ import io
 import struct
 import time
 import zlib
+from typing import Any
 
 import numpy as np
 import pytest
@@ -422,3 +423,25 @@ def test_preview_of_a_transparent_image_of_another_size():
     dimmed_white = (255 * 150) >> 8
     assert preview.getpixel((70, 30)) == (dimmed_white,) * 3  # white under the dimming
     assert preview.getpixel((10, 30)) != preview.getpixel((70, 30))
+
+
+def test_a_mask_is_encoded_when_asked_unless_it_could_pass_the_4_mb_limit(monkeypatch):
+    """Encoding waits for `png` (send_inputs does it while references upload), except for a
+    mask big enough to pass 4 MB, encoded at once so that it is refused before anything is sent."""
+    encoded: list[tuple[int, int]] = []
+    original_save = Image.Image.save
+
+    def save(self: Image.Image, fp: Any, format: str | None = None, **params: Any) -> None:
+        encoded.append(self.size)
+        original_save(self, fp, format, **params)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    for size, at_once in (((1536, 1024), False), ((2048, 1100), True)):
+        strokes = layer(*size)
+        paint(strokes, 10, 10, 200, 100)
+        mask = mask_from_layers([strokes], size)
+        assert mask is not None
+        assert encoded == ([size] if at_once else [])
+        assert mask.png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert encoded == [size]
+        encoded.clear()
