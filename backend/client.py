@@ -208,15 +208,23 @@ class ImageClient:
                     "fal finished but sent no images. Try again, or change the prompt.",
                     detail=f"output without images: {str(output)[:200]}",
                 )
-            yield Fetching(request_id, len(images_json), time.monotonic() - started)
             # Not cut off by _within: at the deadline the images that arrived are kept.
-            images, failures = await fetch_images(
-                self.http(),
-                images_json,
-                self._settings.results_dir / request_id,
-                stem=f"gpt-image-{request_id[:8]}",
-                time_left=max(0.0, deadline - time.monotonic()),
+            # Started before the Fetching event is handed out, so the downloads run
+            # while the caller shows it (a round trip through Gradio's event loop).
+            fetching = asyncio.ensure_future(
+                fetch_images(
+                    self.http(),
+                    images_json,
+                    self._settings.results_dir / request_id,
+                    stem=f"gpt-image-{request_id[:8]}",
+                    time_left=max(0.0, deadline - time.monotonic()),
+                )
             )
+            try:
+                yield Fetching(request_id, len(images_json), time.monotonic() - started)
+                images, failures = await fetching
+            finally:
+                fetching.cancel()  # the caller went away (Stop): no download outlives it
             if not images:
                 raise ResultUnavailable(
                     "fal finished, but none of its images could be downloaded. Try again.",
