@@ -850,3 +850,13 @@ def test_cli_prints_env_then_ready_and_stops_on_sigterm(tmp_path):
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_the_fakes_sockets_say_tcp_so_asyncio_turns_nagle_off():
+    """With proto 0, asyncio leaves Nagle on and some replies wait 40 ms for an ACK."""
+    import socket
+
+    from tests.fakefal.server import _bind
+
+    with _bind(0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
