@@ -183,7 +183,11 @@ class ImageClient:
             queued_until = running_since = time.monotonic()
             seen_running = False
             status: Any = None
+            # Polls keep their own beat: the time the caller spends showing an event
+            # (a round trip through Gradio) does not push every later poll back.
+            next_poll = time.monotonic()
             while True:
+                next_poll = max(next_poll + self._settings.poll_interval_s, time.monotonic())
                 status = await _within(deadline, handle.status(with_logs=True))
                 now = time.monotonic()
                 if isinstance(status, fal_client.Queued):
@@ -197,7 +201,7 @@ class ImageClient:
                     if not seen_running:
                         running_since = queued_until
                     break
-                await _within(deadline, asyncio.sleep(self._settings.poll_interval_s))
+                await _within(deadline, asyncio.sleep(max(0.0, next_poll - time.monotonic())))
 
             completed = True
             completed_at = time.monotonic()

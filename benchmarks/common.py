@@ -99,7 +99,15 @@ class FakeProcess:
     """`python -m tests.fakefal` in its own process, so that its CPU time (TLS, JSON,
     images) is not spent in the process being measured."""
 
-    def __init__(self, tmp: Path, *, latency: float, queue_time: float = 0.0) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        latency: float,
+        queue_time: float = 0.0,
+        sweep: float = 0.0,
+        sweep_group: int = 1,
+    ) -> None:
         self.log_path = tmp / "fakefal.log"
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -111,6 +119,10 @@ class FakeProcess:
                 str(latency),
                 "--queue-time",
                 str(queue_time),
+                "--latency-sweep",
+                str(sweep),
+                "--sweep-group",
+                str(sweep_group),
                 "--workdir",
                 str(tmp / "fakefal"),
             ],

@@ -1,7 +1,8 @@
 """Benchmark 2: what one `/generate` costs beyond fal's own time, against two floors.
 
-Sequential calls with 0.5 s of fal latency, the three kinds alternating (the
-order rotates each round), same arguments (one 1024x1024 png image):
+Sequential calls with 0.5 s of fal latency on average (swept over 0.45–0.55 s:
+see SWEEP), the three kinds alternating (the order rotates each round), same
+arguments (one 1024x1024 png image):
 
 - direct: `fal_client.AsyncClient(key).subscribe(...)` from this process (the
   time fal itself takes, seen from a client with warm connections);
@@ -23,6 +24,7 @@ Figures: ratios of medians, and milliseconds added over the bare floor.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +48,12 @@ from benchmarks.common import (
 )
 
 LATENCY = 0.5
+# A fixed fal latency would make each app's figure depend on the phase of its
+# 0.1 s status polls (a few ms of work can cost it a whole poll, or gain one). The
+# fake sweeps the latency over one poll interval around LATENCY instead, one step
+# per round: the three kinds of a round get the same latency, and every phase in
+# turn (30 rounds: three sweeps).
+SWEEP = 0.1
 TARGET_RATIO = 1.05
 TARGET_ADDED_MS = 50.0
 ARGUMENTS: dict[str, Any] = {
@@ -72,9 +80,9 @@ def client_for(url: str, downloads: Path) -> Any:
 
 
 def main(smoke: bool, app_path: Path = APP) -> None:
-    rounds = 3 if smoke else 20
+    rounds = 3 if smoke else 30
     tmp = workdir("overhead")
-    with FakeProcess(tmp, latency=LATENCY) as fake:
+    with FakeProcess(tmp, latency=LATENCY - SWEEP / 2, sweep=SWEEP, sweep_group=3) as fake:
         use_fake_env(fake.env)
         import fal_client
 
@@ -124,9 +132,22 @@ def main(smoke: bool, app_path: Path = APP) -> None:
         loop.close()
 
     medians = {name: median(values) for name, values in times.items()}
-    print(f"overhead: sequential calls, fal latency {LATENCY} s, {rounds} rounds, alternating")
+    low, high = LATENCY - SWEEP / 2, LATENCY + SWEEP / 2
+    print(
+        f"overhead: sequential calls, fal latency swept over {low:.2f}–{high:.2f} s, "
+        f"{rounds} rounds, alternating"
+    )
     for name, values in times.items():
         print(f"  {name:<12} median {medians[name] * 1000:7.1f} ms  ({spread(values)})")
+    print("  by latency step (ms; the mean over whole sweeps weighs every poll phase alike):")
+    for step in range(10):
+        rows = [i for i in range(rounds) if (i + 1) % 10 == step]
+        cells = "  ".join(
+            f"{name} {statistics.mean(times[name][i] for i in rows) * 1000:6.1f}"
+            for name in times
+            if rows
+        )
+        print(f"    +{SWEEP * step / 10 * 1000:3.0f} ms: {cells}")
     vs_bare = medians["studio"] / medians["bare Gradio"]
     vs_direct = medians["studio"] / medians["direct"]
     bare_vs_direct = medians["bare Gradio"] / medians["direct"]

@@ -1,5 +1,6 @@
-"""Run the fake on its own: `python -m tests.fakefal [--latency S] [--queue-time S]
-[--queue-port N] [--main-port N] [--key K ...] [--workdir DIR]`.
+"""Run the fake on its own: `python -m tests.fakefal [--latency S] [--latency-sweep S]
+[--sweep-group N]
+[--queue-time S] [--queue-port N] [--main-port N] [--key K ...] [--workdir DIR]`.
 
 Prints one `export KEY=VALUE` line per env() entry, then `ready`, and serves until
 SIGINT or SIGTERM.
@@ -31,6 +32,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=0.0,
         help="seconds each request spends IN_QUEUE first (default 0)",
+    )
+    parser.add_argument(
+        "--latency-sweep",
+        type=float,
+        default=0.0,
+        help="add 0, 1/10, ..., 9/10 of this many seconds to requests in turn (default 0)",
+    )
+    parser.add_argument(
+        "--sweep-group",
+        type=int,
+        default=1,
+        help="consecutive requests that get the same sweep step (default 1)",
     )
     parser.add_argument("--queue-port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--main-port", type=int, default=0, help="0 = any free port")
@@ -66,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir=args.workdir,
         latency=args.latency,
         queue_time=args.queue_time,
+        latency_sweep=args.latency_sweep,
+        sweep_group=args.sweep_group,
     )
     fake.start()
     try:

@@ -46,6 +46,7 @@ from .records import RecordedHTTP, Role, Submission, Upload, Via
 from .schema import EDIT, SCHEMAS, ErrorItem
 
 Scope = MutableMapping[str, Any]
+_SWEEP_STEPS = 10
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -237,10 +238,20 @@ class FakeFal:
         sockets: tuple[socket.socket, socket.socket] | None = None,
         latency: float = 0.2,
         queue_time: float = 0.0,
+        latency_sweep: float = 0.0,
+        sweep_group: int = 1,
     ) -> None:
         # Behaviour knobs: plain attributes, read when a request arrives.
         self.accepted_keys = accepted_keys
         self.latency = latency
+        # With one fixed latency, a client polling every 0.1 s sees COMPLETED at
+        # whatever phase its polls happen to have, and a few ms of work can cost it
+        # a whole poll. A sweep adds 0, 1/10, ..., 9/10 of `latency_sweep` in turn,
+        # each to `sweep_group` consecutive requests: clients compared in rounds of
+        # that many calls get the same latency in a round, and every phase in turn.
+        self.latency_sweep = latency_sweep
+        self.sweep_group = max(1, sweep_group)
+        self._swept = 0
         self.queue_time = queue_time
         self._defaults = (accepted_keys, latency, queue_time)
 
@@ -650,7 +661,7 @@ class FakeFal:
         sub.queue_position = QUEUE_STEPS - 1 if queue_time > 0 else 0
         with self._lock:
             self._by_id[sub.request_id] = sub
-        self._spawn(self._process(sub, queue_time=queue_time, latency=self.latency))
+        self._spawn(self._process(sub, queue_time=queue_time, latency=self._latency()))
         return _json(200, {**self._urls(sub), "queue_position": sub.queue_position})
 
     def _status(self, request: _Request, sub: Submission) -> _Action:
@@ -705,7 +716,7 @@ class FakeFal:
         # fal cancels a direct request when its caller hangs up.
         watcher = asyncio.create_task(self._cancel_on_disconnect(request.receive, sub))
         try:
-            await self._process(sub, queue_time=0.0, latency=self.latency)
+            await self._process(sub, queue_time=0.0, latency=self._latency())
         finally:
             watcher.cancel()
         return self._result(sub)
@@ -805,6 +816,14 @@ class FakeFal:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _latency(self) -> float:
+        if self.latency_sweep <= 0:
+            return self.latency
+        with self._lock:
+            step = (self._swept // self.sweep_group) % _SWEEP_STEPS
+            self._swept += 1
+        return self.latency + self.latency_sweep * step / _SWEEP_STEPS
 
     async def _process(self, sub: Submission, *, queue_time: float, latency: float) -> None:
         try:
