@@ -184,10 +184,12 @@ class ImageClient:
             seen_running = False
             status: Any = None
             # Polls keep their own beat: the time the caller spends showing an event
-            # (a round trip through Gradio) does not push every later poll back.
-            next_poll = time.monotonic()
+            # (a round trip through Gradio) does not push every later poll back. Under
+            # load, when an answer takes longer than the beat, half a beat of rest
+            # still follows it, so slow answers do not mean back-to-back polls.
+            interval = self._settings.poll_interval_s
+            beat = time.monotonic()
             while True:
-                next_poll = max(next_poll + self._settings.poll_interval_s, time.monotonic())
                 status = await _within(deadline, handle.status(with_logs=True))
                 now = time.monotonic()
                 if isinstance(status, fal_client.Queued):
@@ -201,7 +203,8 @@ class ImageClient:
                     if not seen_running:
                         running_since = queued_until
                     break
-                await _within(deadline, asyncio.sleep(max(0.0, next_poll - time.monotonic())))
+                beat = max(beat + interval, now + interval / 2)
+                await _within(deadline, asyncio.sleep(max(0.0, beat - time.monotonic())))
 
             completed = True
             completed_at = time.monotonic()
