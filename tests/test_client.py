@@ -197,3 +197,16 @@ async def test_the_single_result_get_keeps_fal_clients_retries(client, fake):
     for done in (first, second):
         gets = [h for h in _queue_calls(fake, done.request_id) if not h.path.endswith("/status")]
         assert len(gets) == 2, "one failed attempt, then fal_client's retry"
+
+
+@pytest.mark.parametrize(
+    ("waited", "expected"),
+    [(0.0, 0.1), (0.5, 0.1), (2.0, 0.2), (5.0, 0.5), (10.0, 1.0), (60.0, 1.0)],
+)
+def test_polls_space_out_as_a_request_runs_long(waited, expected):
+    """A tenth of the time waited, between the shortest interval and 1 s: a
+    60-second request is polled about 70 times, not 600."""
+    from backend.client import _poll_interval
+
+    assert _poll_interval(waited, 0.1) == pytest.approx(expected)
+    assert _poll_interval(waited, 2.0) == 2.0  # a host's longer interval always wins
