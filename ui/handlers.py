@@ -391,11 +391,16 @@ class Studio:
                 async for event in events:
                     if isinstance(event, Finished):
                         result = event.result
-                        await self._save(result)
+                        # Saved while the results are on their way to the page; the
+                        # event (and an API call) ends only once the copy is written.
+                        saving = asyncio.ensure_future(self._save(result))
                         if on_result is not None:
                             on_result(job, result)
                         gallery = [(img.path, img.caption()) for img in result.images]
-                        yield gallery, result.record(), describe_result(result)
+                        try:
+                            yield gallery, result.record(), describe_result(result)
+                        finally:
+                            await saving
                         return
                     now = time.monotonic()
                     if now - last_sent >= _STATUS_EVERY_S:
