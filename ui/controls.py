@@ -6,6 +6,7 @@ request models in `backend.schema`, which mirror the seeds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,11 +69,36 @@ class Shared:
     history: gr.Gallery  # rendered in the History panel, below the tabs
     history_total: gr.Markdown
 
-    def page_outputs(self, panel: ResultPanel) -> list[Any]:
-        return [*panel.outputs(), self.browser_id]
+    def on_run(
+        self,
+        triggers: list[Any],
+        handler: Callable[..., Any],
+        inputs: list[Any],
+        panel: ResultPanel,
+        show_history: Callable[..., Any],
+    ) -> None:
+        """A tab's run in the page: status and results (and this browser's id) as it
+        goes, then the History panel.
 
-    def history_outputs(self) -> list[Any]:
-        return [self.history, self.history_total]
+        The event ends quietly: its status line already holds the sentence (a raised
+        error would stamp a bare "Error" over the results). Programs call the public
+        endpoints instead, which raise the same sentence as an error.
+        """
+        gr.on(
+            triggers,
+            handler,
+            inputs=[*inputs, self.browser_id],
+            outputs=[*panel.outputs(), self.browser_id],
+            api_visibility="private",
+            show_progress="minimal",
+            show_progress_on=[panel.gallery],
+        ).then(
+            show_history,
+            self.browser_id,
+            [self.history, self.history_total],
+            api_visibility="private",
+            show_progress="hidden",
+        )
 
 
 @dataclass

@@ -150,29 +150,12 @@ def edit_tab(studio: Studio, shared: Shared) -> EditTab:
         api_visibility="private",
     )
 
-    gr.on(
+    shared.on_run(
         [run.click, prompt.submit],
         studio.edit_in_page,
-        inputs=[
-            prompt,
-            references,
-            canvas,
-            invert,
-            mask_file,
-            *parameters,
-            shared.fal_key,
-            shared.browser_id,
-        ],
-        outputs=shared.page_outputs(panel),
-        api_visibility="private",
-        show_progress="minimal",
-        show_progress_on=[panel.gallery],
-    ).then(
+        [prompt, references, canvas, invert, mask_file, *parameters, shared.fal_key],
+        panel,
         studio.show_history,
-        shared.browser_id,
-        shared.history_outputs(),
-        api_visibility="private",
-        show_progress="hidden",
     )
     # Stop ends the run itself (see Studio._stop); queue=False: it never waits in line.
     stop.click(studio.stop_edit, None, None, api_visibility="private", queue=False)

@@ -56,23 +56,8 @@ def generate_tab(studio: Studio, shared: Shared) -> GenerateTab:
     fields = tab.fields()
     gr.Examples([SEED_EXAMPLE], inputs=fields, label="Example from the API's documentation")
     inputs: list[Any] = [*fields, shared.fal_key]
-    # The page's event ends quietly: its status line already holds the sentence
-    # (a raised error would stamp a bare "Error" over the results). Programs call
-    # the public `/generate`, which raises the same sentence as an error.
-    gr.on(
-        [run.click, prompt.submit],
-        studio.generate_in_page,
-        inputs=[*inputs, shared.browser_id],
-        outputs=shared.page_outputs(panel),
-        api_visibility="private",
-        show_progress="minimal",
-        show_progress_on=[panel.gallery],
-    ).then(
-        studio.show_history,
-        shared.browser_id,
-        shared.history_outputs(),
-        api_visibility="private",
-        show_progress="hidden",
+    shared.on_run(
+        [run.click, prompt.submit], studio.generate_in_page, inputs, panel, studio.show_history
     )
     # Stop ends the run itself (see Studio._stop); queue=False: it never waits in line.
     stop.click(studio.stop_generate, None, None, api_visibility="private", queue=False)
