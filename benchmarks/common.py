@@ -34,6 +34,17 @@ ROW_PREFIX = "BENCHMARK-ROW "
 APP = ROOT / "app.py"
 
 
+# One 1024x1024 png from /generate: the call the timing benchmarks repeat.
+GENERATE_ARGUMENTS: dict[str, Any] = {
+    "prompt": "a lighthouse at dusk, watercolor",
+    "image_size": "1024x1024",
+    "background": "auto",
+    "quality": "low",
+    "num_images": 1,
+    "output_format": "png",
+    "sync_mode": False,
+}
+
 # --- results ----------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ import psutil  # type: ignore[import-untyped]
 from benchmarks.common import (
     APP,
     BENCHMARKS,
+    GENERATE_ARGUMENTS,
     FakeProcess,
     Row,
     Server,
@@ -44,16 +45,7 @@ from benchmarks.common import (
 
 TARGET_RATIO = 1.25
 TARGET_GROWTH_MB = 150.0
-ARGUMENTS: dict[str, Any] = {
-    "prompt": "a lighthouse at dusk, watercolor",
-    "image_size": "1024x1024",
-    "background": "auto",
-    "quality": "low",
-    "num_images": 1,
-    "output_format": "png",
-    "sync_mode": False,
-    "fal_key": "",
-}
+ARGUMENTS: dict[str, Any] = {**GENERATE_ARGUMENTS, "fal_key": ""}
 
 
 class MemorySampler:

@@ -34,6 +34,7 @@ from typing import Any
 from benchmarks.common import (
     APP,
     BENCHMARKS,
+    GENERATE_ARGUMENTS,
     HOST_KEY,
     FakeProcess,
     Row,
@@ -57,15 +58,7 @@ LATENCY = 0.5
 SWEEP = 0.1
 TARGET_RATIO = 1.05
 TARGET_ADDED_MS = 50.0
-ARGUMENTS: dict[str, Any] = {
-    "prompt": "a lighthouse at dusk, watercolor",
-    "image_size": "1024x1024",
-    "background": "auto",
-    "quality": "low",
-    "num_images": 1,
-    "output_format": "png",
-    "sync_mode": False,
-}
+ARGUMENTS = GENERATE_ARGUMENTS
 
 
 def client_for(url: str, downloads: Path) -> Any:
