@@ -16,18 +16,18 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.metadata import EDIT_FIELDS, GENERATE_FIELDS, is_demo
+from backend.endpoints import ENDPOINTS, Registry
+from backend.metadata import is_demo
 from backend.pricing import format_usd
 from backend.schema import GenerationResult
 
-TABS = ("generate", "edit")
 _CAPTION_PROMPT_CHARS = 40
 
 
 @dataclass(frozen=True)
 class HistoryEntry:
     entry_id: str
-    tab: str  # "generate" | "edit"
+    tab: str  # the endpoint's tab (backend.endpoints)
     prompt: str
     parameters: dict[str, Any]  # the controls' values: no images, no key
     image_paths: tuple[str, ...]
@@ -55,11 +55,14 @@ def _shorten(prompt: str) -> str:
     return cut.rstrip(" ,;:.") + "…"
 
 
-def entry_from_result(result: GenerationResult, tab: str, cost_usd: float) -> HistoryEntry:
-    """A history entry for a finished run; `cost_usd` is the estimate shown for it."""
-    if tab not in TABS:
-        raise ValueError(f"tab must be one of {TABS}, not {tab!r}")
-    fields = EDIT_FIELDS if tab == "edit" else GENERATE_FIELDS
+def entry_from_result(
+    result: GenerationResult, tab: str, cost_usd: float, endpoints: Registry = ENDPOINTS
+) -> HistoryEntry:
+    """A history entry for a finished run; `cost_usd` is the estimate shown for it.
+
+    It keeps the values of the tab's controls (the endpoint's parameters, in the
+    registry), so a click on it restores exactly those."""
+    fields = ("prompt", *endpoints.by_tab(tab).parameter_names)
     arguments = result.arguments
     return HistoryEntry(
         entry_id=uuid.uuid4().hex,

@@ -11,7 +11,7 @@ from typing import Literal
 
 from backend.errors import InvalidInput, MissingKey
 
-KeySource = Literal["your key", "the host's key"]
+KeySource = Literal["your key", "the host's key", "demo"]
 
 
 @dataclass(frozen=True)

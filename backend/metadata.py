@@ -26,19 +26,14 @@ import warnings
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 from PIL import Image, UnidentifiedImageError
 
+from backend.endpoints import ENDPOINTS, Endpoint, Registry
 from backend.errors import InvalidInput, StudioError
 from backend.images import MAX_PIXELS
-from backend.schema import (
-    EDIT_ENDPOINT,
-    TEXT_TO_IMAGE_ENDPOINT,
-    EditRequest,
-    GenerationResult,
-    TextToImageRequest,
-)
+from backend.schema import EDIT_ENDPOINT, GenerationResult
 
 APP_TAG = "gpt-image-studio"  # the PNG text keyword, and the JSON's "tag"
 APP_NAME = "GPT Image 1.5 Studio"
@@ -49,17 +44,6 @@ METADATA_VERSION = 1
 DEMO_KEY_SOURCE = "demo"
 DEMO_REQUEST_PREFIX = "demo-"
 
-# The controls of each tab, in the seed's order; what parameters_for_ui returns.
-GENERATE_FIELDS = (
-    "prompt",
-    "image_size",
-    "background",
-    "quality",
-    "num_images",
-    "output_format",
-    "sync_mode",
-)
-EDIT_FIELDS = (*GENERATE_FIELDS, "input_fidelity")
 _IMAGE_ARGUMENTS = ("image_urls", "mask_image_url")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -287,30 +271,34 @@ def _parse_record(raw: bytes) -> dict[str, Any]:
     return record
 
 
-def parameters_for_ui(metadata: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """("generate" | "edit", the controls' values) from a saved record.
+def parameters_for_ui(
+    metadata: dict[str, Any], endpoints: Registry = ENDPOINTS
+) -> tuple[str, dict[str, Any]]:
+    """(the tab, the controls' values, prompt included) from a saved record.
 
     The values are checked as a new request would be; unknown keys are dropped,
-    missing ones take the API's defaults. Raises InvalidInput for bad values.
+    missing ones take the API's defaults. Raises InvalidInput for bad values or
+    an endpoint `endpoints` does not serve.
     """
-    endpoint = metadata.get("endpoint")
     saved = metadata.get("parameters")
     if not isinstance(saved, dict):
         raise InvalidInput(_NO_PARAMETERS)
+    endpoint = endpoints.by_id(str(metadata.get("endpoint")))
+    names = ("prompt", *endpoint.parameter_names)
+    fields = {name: saved[name] for name in names if name in saved}
     try:
-        if endpoint == TEXT_TO_IMAGE_ENDPOINT:
-            fields = _pick(saved, GENERATE_FIELDS)
-            request: TextToImageRequest | EditRequest = TextToImageRequest.parse(**fields)
-            return "generate", request.model_dump(include=set(GENERATE_FIELDS))
-        if endpoint == EDIT_ENDPOINT:
-            fields = _pick(saved, EDIT_FIELDS)
-            # The images are not saved: a placeholder lets the parameters be checked.
-            request = EditRequest.parse(image_urls=["saved:0"], **fields)
-            return "edit", request.model_dump(include=set(EDIT_FIELDS))
+        request = endpoint.model.parse(**_saved_images(endpoint), **fields)
     except InvalidInput as exc:
         raise InvalidInput(f"The saved parameters cannot be used: {exc.message}") from None
-    raise InvalidInput("These saved parameters are for an endpoint this app does not serve.")
+    return endpoint.tab, request.model_dump(include=set(names))
 
 
-def _pick(saved: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    return {name: saved[name] for name in fields if name in saved}
+def _saved_images(endpoint: Endpoint) -> dict[str, Any]:
+    """Placeholders for the required image inputs (images are not saved), so that
+    the parameters can be checked."""
+    placeholders: dict[str, Any] = {}
+    for name in endpoint.image_inputs:
+        info = endpoint.field(name)
+        if info.is_required():
+            placeholders[name] = ["saved:0"] if get_origin(info.annotation) is list else "saved:0"
+    return placeholders

@@ -1,6 +1,6 @@
 """What a request will cost: the one table of GPT Image 1.5 prices on fal.
 
-The figures are fal's (DESIGN.md, "Prices"), in USD. Nothing else in the app
+The figures are fal's (its model pages; ARCHITECTURE.md, "Prices"), in USD. Nothing else in the app
 may hold a price: the UI and the history read them from here.
 
 An estimate is shown before anything is sent, so it must be honest about what
@@ -25,6 +25,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from backend.errors import InvalidInput
 from backend.schema import (
@@ -114,6 +115,24 @@ def estimate_cost(
         total_usd=images_usd + text_usd + input_images_usd,
         num_images=num_images,
         priced_size=size,
+    )
+
+
+def price_of(
+    values: Mapping[str, Any], input_sizes: Sequence[tuple[int, int]] = ()
+) -> CostEstimate:
+    """The price rule of both GPT Image 1.5 endpoints, from a request's field values.
+
+    Values come from a request model or from the form as it stands (the prompt may
+    still be empty): a field the endpoint does not have takes the API's default.
+    """
+    return estimate_cost(
+        quality=values.get("quality", "high"),
+        image_size=values.get("image_size", _DEFAULT_SIZE),
+        num_images=values.get("num_images", 1),
+        prompt=str(values.get("prompt") or ""),
+        input_sizes=input_sizes,
+        input_fidelity=values.get("input_fidelity", "high"),
     )
 
 

@@ -1,18 +1,19 @@
 """Typed requests and results for the two fal endpoints this app serves.
 
-The field names, choices, ranges and defaults mirror the contract in
-`shared/seeds/` exactly: a request object *is* the JSON fal receives. The
-checks here run before anything leaves the machine, so fal never gets a body it
-would refuse (the queue would accept it and only fail at result time).
+The field names, choices, ranges and defaults mirror fal's API pages for the
+two endpoints exactly (ARCHITECTURE.md, "The contract"): a request object *is*
+the JSON fal receives. The checks here run before anything leaves the machine,
+so fal never gets a body it would refuse (the queue would accept it and only fail at result time).
 """
 
 from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Self, get_args
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 
 from backend.errors import InvalidInput
 
@@ -51,7 +52,13 @@ _FIELD_LABELS = {
 
 
 class _Request(BaseModel):
-    """Shared fields and checks of both endpoints."""
+    """What both endpoints share: the prompt, its checks, and how a request reads.
+
+    Each endpoint's model declares its other fields itself, in the seed's order:
+    that order is the order of the form's controls and of the public API's
+    parameters. A field marked `IMAGE_INPUT` is filled from files (the Edit tab's
+    references and mask), never from a control.
+    """
 
     # strict: an API caller's "2" or True is not silently turned into num_images=2/1.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -59,11 +66,6 @@ class _Request(BaseModel):
     endpoint: ClassVar[str]
 
     prompt: str
-    background: Background = "auto"
-    quality: Quality = "high"
-    num_images: int = Field(default=1, ge=NUM_IMAGES_MIN, le=NUM_IMAGES_MAX)
-    output_format: OutputFormat = "png"
-    sync_mode: bool = False
 
     @field_validator("prompt")
     @classmethod
@@ -79,7 +81,8 @@ class _Request(BaseModel):
 
     @model_validator(mode="after")
     def _transparent_needs_alpha(self) -> Self:
-        if self.background == "transparent" and self.output_format == "jpeg":
+        background = getattr(self, "background", None)
+        if background == "transparent" and getattr(self, "output_format", None) == "jpeg":
             raise ValueError(
                 "a transparent background needs png or webp output (jpeg has no transparency)"
             )
@@ -100,6 +103,31 @@ class _Request(BaseModel):
         except ValidationError as exc:
             raise InvalidInput(describe_validation_error(exc)) from None
 
+    @classmethod
+    def parameter_names(cls) -> tuple[str, ...]:
+        """The fields a form shows as controls: all but the prompt and image inputs."""
+        return tuple(
+            name
+            for name, info in cls.model_fields.items()
+            if name != "prompt" and not is_image_input(info)
+        )
+
+    @classmethod
+    def image_inputs(cls) -> tuple[str, ...]:
+        return tuple(name for name, info in cls.model_fields.items() if is_image_input(info))
+
+
+# The mark of a field whose value comes from image files, not from a control.
+IMAGE_INPUT: dict[str, Any] = {"studio_input": "image"}
+
+
+def is_image_input(info: FieldInfo) -> bool:
+    extra = info.json_schema_extra
+    return isinstance(extra, dict) and extra.get("studio_input") == "image"
+
+
+NumImages = Annotated[int, Field(ge=NUM_IMAGES_MIN, le=NUM_IMAGES_MAX)]
+
 
 class TextToImageRequest(_Request):
     """Input of `fal-ai/gpt-image-1.5`."""
@@ -107,6 +135,11 @@ class TextToImageRequest(_Request):
     endpoint: ClassVar[str] = TEXT_TO_IMAGE_ENDPOINT
 
     image_size: ImageSize = "1024x1024"
+    background: Background = "auto"
+    quality: Quality = "high"
+    num_images: NumImages = 1
+    output_format: OutputFormat = "png"
+    sync_mode: bool = False
 
 
 class EditRequest(_Request):
@@ -118,10 +151,21 @@ class EditRequest(_Request):
 
     endpoint: ClassVar[str] = EDIT_ENDPOINT
 
-    image_urls: list[str] = Field(min_length=1, max_length=MAX_REFERENCE_IMAGES)
+    image_urls: list[str] = Field(
+        min_length=1, max_length=MAX_REFERENCE_IMAGES, json_schema_extra=IMAGE_INPUT
+    )
     image_size: EditImageSize = "auto"
+    background: Background = "auto"
+    quality: Quality = "high"
     input_fidelity: InputFidelity = "high"
-    mask_image_url: str | None = None
+    num_images: NumImages = 1
+    output_format: OutputFormat = "png"
+    sync_mode: bool = False
+    mask_image_url: str | None = Field(default=None, json_schema_extra=IMAGE_INPUT)
+
+
+# Any endpoint's request model.
+Request = TextToImageRequest | EditRequest
 
 
 # Control characters a prompt may keep: the ones that lay out text.

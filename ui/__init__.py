@@ -1,4 +1,4 @@
-"""The Gradio UI: layout and handlers. It reaches fal only through `backend`."""
+"""The Gradio UI: one module per tab. It reaches fal only through the run service."""
 
 from ui.layout import build_demo, launch_options
 

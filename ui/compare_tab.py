@@ -2,38 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import get_args
+
 import gradio as gr
 
-from backend.schema import BACKGROUNDS, IMAGE_SIZES, OUTPUT_FORMATS, QUALITIES
-from ui.controls import ResultPanel, Shared, prompt_box, result_panel
-from ui.handlers import Studio
+from backend.endpoints import Endpoint
+from backend.service import Cancelled, Comparison, RunService, StudioError, format_usd
+from ui.controls import ResultPanel, result_panel
+from ui.forms import prompt_box
+from ui.progress import describe_error
+from ui.runs import CLEARED, Outputs, caller_of, wire_stop
 
 
-def compare_tab(studio: Studio, shared: Shared) -> ResultPanel:
+def compare_tab(service: RunService, endpoint: Endpoint, fal_key: gr.Textbox) -> ResultPanel:
+    def choices(name: str) -> list[str]:
+        return list(get_args(endpoint.field(name).annotation))
+
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             prompt = prompt_box("cmp", "One prompt, several settings…")
             qualities = gr.CheckboxGroup(
-                list(QUALITIES),
-                value=list(QUALITIES),
+                choices("quality"),
+                value=choices("quality"),
                 label="quality",
                 info="Each one checked is a run",
                 elem_id="cmp-qualities",
             )
             sizes = gr.CheckboxGroup(
-                list(IMAGE_SIZES),
-                value=[IMAGE_SIZES[0]],
+                choices("image_size"),
+                value=[endpoint.field("image_size").default],
                 label="image_size",
                 info="…times each size checked (at most 9 runs)",
                 elem_id="cmp-sizes",
             )
             with gr.Row():
                 background = gr.Dropdown(
-                    list(BACKGROUNDS), value="auto", label="background", elem_id="cmp-background"
+                    choices("background"),
+                    value=endpoint.field("background").default,
+                    label="background",
+                    elem_id="cmp-background",
                 )
                 output_format = gr.Dropdown(
-                    list(OUTPUT_FORMATS),
-                    value="png",
+                    choices("output_format"),
+                    value=endpoint.field("output_format").default,
                     label="output_format",
                     elem_id="cmp-output-format",
                 )
@@ -44,21 +56,89 @@ def compare_tab(studio: Studio, shared: Shared) -> ResultPanel:
         with gr.Column(scale=3, min_width=320):
             panel = result_panel("cmp", columns=3)
 
-    inputs = [prompt, qualities, sizes, background, output_format, shared.fal_key]
+    async def compare(
+        prompt: str,
+        qualities: list[str] | None,
+        sizes: list[str] | None,
+        background: str = "auto",
+        output_format: str = "png",
+        fal_key: str = "",
+        request: gr.Request | None = None,
+    ) -> AsyncIterator[Outputs]:
+        """One prompt at each chosen quality x size, all started together.
+
+        Returns one image per setting (captioned with its setting, time and
+        cost), the records, and a status sentence."""
+        caller = caller_of(request, fal_key, page=True)
+        state: Comparison | None = None
+        try:
+            jobs = service.comparison_jobs(
+                prompt, qualities, sizes, background=background, output_format=output_format
+            )
+            async for state in service.compare(jobs, caller):
+                finished = len(state.done)
+                yield (
+                    *CLEARED,
+                    f"⏳ {finished} of {len(jobs)} settings finished · {state.elapsed_s:.1f} s",
+                )
+        except Cancelled:
+            if state is not None:
+                yield compared(state, stopped=True)
+            return
+        except StudioError as exc:
+            yield *CLEARED, describe_error(exc.message)
+            raise gr.Error(exc.message, print_exception=False) from None
+        assert state is not None  # compare() always yields once, at the start
+        yield compared(state)
+
+    def compared(state: Comparison, *, stopped: bool = False) -> Outputs:
+        gallery, records, failures = [], [], []
+        for index, job in enumerate(state.jobs):
+            setting = f"{job.quality} · {job.image_size}"
+            outcome = state.done.get(index)
+            if isinstance(outcome, tuple):
+                result, seconds = outcome
+                price = format_usd(service.cost(endpoint, job).total_usd)
+                for image in result.images:
+                    gallery.append((image.path, f"{setting} · {seconds:.1f} s · {price}"))
+                records.append(
+                    {"setting": setting, "seconds": round(seconds, 2), **result.record()}
+                )
+            else:
+                reason = outcome.message if isinstance(outcome, StudioError) else "stopped"
+                failures.append(f"{setting}: {reason}")
+        total = len(state.jobs)
+        status = f"✅ {len(records)} of {total} settings, side by side."
+        if stopped and len(state.done) < total:
+            status = (
+                f"⏹️ Stopped: {len(records)} of {total} settings had finished and are shown; "
+                "the rest were cancelled at fal."
+            )
+        elif failures:
+            status = f"⚠️ {len(records)} of {total} settings finished. " + " ".join(failures)
+        return gallery, records, status
+
+    def estimate(prompt: str, qualities: list[str] | None, sizes: list[str] | None) -> str:
+        try:
+            count, total = service.estimate_comparison(prompt, qualities, sizes)
+        except StudioError as exc:
+            return exc.message
+        runs = "run" if count == 1 else "runs"
+        return f"{count} {runs} · estimated cost: **≈ {format_usd(total)}**"
+
     gr.on(
         [run.click, prompt.submit],
-        studio.compare,
-        inputs=inputs,
+        compare,
+        inputs=[prompt, qualities, sizes, background, output_format, fal_key],
         outputs=panel.outputs(),
         api_name="compare",
         show_progress="minimal",
         show_progress_on=[panel.gallery],
     )
-    # Stop ends the run itself, showing what had finished (see Studio._stop).
-    stop.click(studio.stop_compare, None, None, api_visibility="private", queue=False)
+    wire_stop(stop, service, "compare")
     gr.on(
         [qualities.change, sizes.change, prompt.blur],
-        studio.estimate_compare,
+        estimate,
         [prompt, qualities, sizes],
         cost,
         api_visibility="private",

@@ -1,51 +1,30 @@
-"""The Edit tab: `fal-ai/gpt-image-1.5/edit`, reference images and a painted mask."""
+"""The Edit tab: reference images, a painted mask, and every parameter of the edit endpoint."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from backend.schema import EDIT_IMAGE_SIZES, MAX_REFERENCE_IMAGES, EditRequest
-from ui.controls import (
-    Parameters,
-    ResultPanel,
-    Shared,
-    parameter_controls,
-    prompt_box,
-    result_panel,
-    run_buttons,
-)
-from ui.handlers import Studio
+from backend.endpoints import Endpoint
+from backend.schema import MAX_REFERENCE_IMAGES
+from backend.service import RunService, StudioError
+from ui.controls import ResultPanel, Shared, clicked_index, gallery_paths, result_panel, run_buttons
+from ui.forms import Form, parameter_controls, prompt_box
+from ui.progress import describe_error
+from ui.runs import caller_of, for_api, for_page, run_outputs, wire_stop
 
-# The seed's example prompt, with an image we drew ourselves (ui/examples/).
+# The example prompt on the endpoint's API page, with an image we drew ourselves.
 EXAMPLE_PROMPT = (
     "Same workers, same beam, same lunch boxes - but they're all on their phones now. "
     "One is taking a selfie. One is on a call looking annoyed. Same danger, new "
     "priorities. A hard hat has AirPods."
 )
 EXAMPLE_IMAGE = Path(__file__).parent / "examples" / "workers-on-a-beam.png"
-
-
-@dataclass
-class EditTab:
-    references: gr.Gallery
-    prompt: gr.Textbox
-    params: Parameters
-    panel: ResultPanel
-
-    def fields(self) -> list[Any]:
-        """In the order of ui.handlers.EDIT_FIELDS."""
-        assert self.params.input_fidelity is not None
-        return [
-            self.prompt,
-            *self.params.before_fidelity(),
-            self.params.input_fidelity,
-            *self.params.after_fidelity(),
-        ]
-
+EMPTY_CANVAS: dict[str, Any] = {"background": None, "layers": [], "composite": None}
 
 _MASK_NOTE = (
     "Drop, paste or upload images above; select one and click *Make main* to edit it "
@@ -55,7 +34,14 @@ _MASK_NOTE = (
 )
 
 
-def edit_tab(studio: Studio, shared: Shared) -> EditTab:
+@dataclass
+class EditTab:
+    form: Form
+    references: gr.Gallery
+    panel: ResultPanel
+
+
+def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=320):
             prompt = prompt_box("edit", "Describe the change, e.g. 'give the cat a red scarf'")
@@ -112,30 +98,118 @@ def edit_tab(studio: Studio, shared: Shared) -> EditTab:
                     elem_id="edit-mask-file",
                 )
         with gr.Column(scale=2, min_width=320):
-            params = parameter_controls("edit", EditRequest, EDIT_IMAGE_SIZES)
-            run, stop, cost = run_buttons("edit", "Edit")
+            form = Form(endpoint, prompt, parameter_controls(endpoint, "edit"))
+            run, stop, cost = run_buttons("edit", endpoint.title)
             panel = result_panel("edit")
 
     shown_main = gr.State(None)
     selected = gr.State(None)
-    assert params.input_fidelity is not None
-    parameters: list[Any] = [
-        *params.before_fidelity(),
-        params.input_fidelity,
-        *params.after_fidelity(),
-    ]
+
+    async def edit_in_page(
+        request: gr.Request,
+        fal_key: str,
+        browser_id: str,
+        references: list[Any] | None,
+        canvas: dict[str, Any] | None,
+        invert: bool,
+        mask_file: str | None,
+        **values: Any,
+    ) -> AsyncIterator[Any]:
+        browser_id = service.new_browser_id(browser_id)
+        caller = caller_of(request, fal_key, browser_id=browser_id, page=True)
+        paths = gallery_paths(references)
+
+        async def build() -> Any:
+            return await service.edit(
+                endpoint, values, paths, mask_file=mask_file, canvas=canvas, invert=invert
+            )
+
+        async for outputs in for_page(run_outputs(service, endpoint, build, caller), browser_id):
+            yield outputs
+
+    async def edit(
+        request: gr.Request,
+        images: list[str] | None = None,
+        mask: str | None = None,
+        fal_key: str = "",
+        **values: Any,
+    ) -> AsyncIterator[tuple[Any, Any, str]]:
+        """Edit images with fal-ai/gpt-image-1.5/edit.
+
+        `images`: 1 to 16 image files; the first is the one edited (and the one
+        the mask applies to). `mask`: optional PNG the size of the first image
+        whose fully transparent pixels mark the area to edit (checked, not
+        trusted). Returns the images, the JSON record and a status sentence.
+        """
+        caller = caller_of(request, fal_key)
+
+        async def build() -> Any:
+            return await service.edit(endpoint, values, images or [], mask_file=mask)
+
+        async for outputs in for_api(run_outputs(service, endpoint, build, caller)):
+            yield outputs
+
+    async def show_main_image(references: list[Any] | None, shown: str | None) -> Any:
+        """Put the first reference image on the canvas, when it changed.
+
+        Adding more references must not wipe the strokes on the main image, so
+        the canvas is only reset when the main image itself is another one.
+        """
+        paths = gallery_paths(references)
+        main = paths[0] if paths else None
+        if main == shown:
+            return gr.skip(), shown
+        if main is None:
+            return EMPTY_CANVAS, None
+        try:
+            background = await service.canvas_image(main)
+        except StudioError as exc:
+            gr.Warning(exc.message)
+            return EMPTY_CANVAS, None
+        return {"background": background, "layers": [], "composite": None}, main
+
+    def make_main_image(references: list[Any] | None, selected: int | None) -> Any:
+        """Move the selected reference to the front: it becomes the edited image."""
+        items = list(references or [])
+        if selected is None or not 0 < selected < len(items):
+            return gr.skip()
+        items.insert(0, items.pop(selected))
+        # Leave the gallery's preview too: the new order is then seen at a glance.
+        return gr.Gallery(value=items, selected_index=None)
+
+    async def preview_mask(
+        references: list[Any] | None,
+        canvas: dict[str, Any] | None,
+        invert: bool,
+        mask_file: str | None,
+    ) -> tuple[Any, str]:
+        """The mask as it will be sent, drawn over the main image."""
+        try:
+            shown = await service.preview_mask(gallery_paths(references), canvas, invert, mask_file)
+        except StudioError as exc:
+            return None, describe_error(exc.message)
+        if shown is None:
+            return None, "Nothing painted: the whole image may change (no mask is sent)."
+        return shown.image, (
+            f"The tinted area ({shown.edit_fraction:.0%} of the image) will be edited."
+        )
+
+    async def estimate(references: list[Any] | None, **values: Any) -> str:
+        try:
+            estimate = await service.estimate(endpoint, values, gallery_paths(references))
+        except StudioError:
+            return ""
+        return f"Estimated cost: **{estimate.describe()}**"
 
     references.change(
-        studio.show_main_image,
+        show_main_image,
         inputs=[references, shown_main],
         outputs=[canvas, shown_main],
         api_visibility="private",
         show_progress="hidden",
     )
-    references.select(
-        studio.remember_selection, None, selected, api_visibility="private", queue=False
-    )
-    make_main.click(studio.make_main, [references, selected], references, api_visibility="private")
+    references.select(clicked_index, None, selected, api_visibility="private", queue=False)
+    make_main.click(make_main_image, [references, selected], references, api_visibility="private")
     load_example.click(
         lambda: (EXAMPLE_PROMPT, [str(EXAMPLE_IMAGE)]),
         None,
@@ -144,53 +218,42 @@ def edit_tab(studio: Studio, shared: Shared) -> EditTab:
     )
     gr.on(
         [preview_button.click, invert.change],
-        studio.preview_mask,
+        preview_mask,
         inputs=[references, canvas, invert, mask_file],
         outputs=[preview, preview_text],
         api_visibility="private",
     )
 
-    shared.on_run(
-        [run.click, prompt.submit],
-        studio.edit_in_page,
-        [prompt, references, canvas, invert, mask_file, *parameters, shared.fal_key],
-        panel,
-        studio.show_history,
-    )
-    # Stop ends the run itself (see Studio._stop); queue=False: it never waits in line.
-    stop.click(studio.stop_edit, None, None, api_visibility="private", queue=False)
+    drawn = {"references": references, "canvas": canvas, "invert": invert, "mask_file": mask_file}
+    shared.on_run([run.click, prompt.submit], edit_in_page, {**drawn, **form.inputs()}, panel)
+    wire_stop(stop, service, endpoint.tab)
 
-    # The public `/edit`: plain files in, as a program has them.
+    # The public endpoint: plain files in, as a program has them; the same core.
     images_in = gr.File(label="images", file_count="multiple", file_types=["image"], visible=False)
     mask_in = gr.File(label="mask", file_types=["image"], visible=False)
-    api_trigger = gr.Button(visible=False, elem_id="edit-api")
-    api_trigger.click(
-        studio.edit,
-        inputs=[prompt, images_in, mask_in, *params.for_api(parameters), shared.fal_key],
+    api_inputs = form.api_inputs()
+    gr.Button(visible=False, elem_id="edit-api").click(
+        edit,
+        inputs_kwargs={
+            "prompt": api_inputs.pop("prompt"),
+            "images": images_in,
+            "mask": mask_in,
+            **api_inputs,
+            "fal_key": shared.fal_key,
+        },
         outputs=panel.outputs(),
-        api_name="edit",
+        api_name=endpoint.tab,
     )
-    assert params.input_fidelity is not None
     gr.on(
         [
-            params.quality.change,
-            params.image_size.change,
-            params.num_images.change,
-            params.input_fidelity.change,
+            *(control.change for control in form.controls.values()),
             references.change,
             prompt.blur,
         ],
-        studio.estimate_edit,
-        [
-            prompt,
-            references,
-            params.image_size,
-            params.quality,
-            params.input_fidelity,
-            params.num_images,
-        ],
-        cost,
+        estimate,
+        inputs_kwargs={"references": references, **form.inputs()},
+        outputs=cost,
         api_visibility="private",
         show_progress="hidden",
     )
-    return EditTab(references, prompt, params, panel)
+    return EditTab(form, references, panel)

@@ -1,80 +1,100 @@
-"""The Generate tab: `fal-ai/gpt-image-1.5`, text to image."""
+"""The Generate tab: a prompt and every parameter of the text-to-image endpoint."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from backend.schema import IMAGE_SIZES, TextToImageRequest
-from ui.controls import (
-    Parameters,
-    ResultPanel,
-    Shared,
-    parameter_controls,
-    prompt_box,
-    result_panel,
-    run_buttons,
-)
-from ui.handlers import Studio
+from backend.endpoints import Endpoint
+from backend.service import RunService, StudioError
+from ui.controls import ResultPanel, Shared, result_panel, run_buttons
+from ui.forms import Form, parameter_controls, prompt_box
+from ui.runs import caller_of, for_api, for_page, run_outputs, wire_stop
 
-# The seed's own example (shared/seeds/fal-ai-gpt-image-1.5.md).
-SEED_EXAMPLE = [
+# The example on the endpoint's API page (its "prompt" example, with its defaults).
+SEED_PROMPT = (
     "create a realistic image taken with iphone at these coordinates "
-    "41°43′32″N 49°56′49″W 15 April 1912",
-    "1024x1024",
-    "auto",
-    "high",
-    1,
-    "png",
-    False,
-]
+    "41°43′32″N 49°56′49″W 15 April 1912"
+)
 
 
 @dataclass
 class GenerateTab:
-    prompt: gr.Textbox
-    params: Parameters
+    form: Form
     panel: ResultPanel
 
-    def fields(self) -> list[Any]:
-        """In the order of backend.metadata.GENERATE_FIELDS."""
-        return [self.prompt, *self.params.before_fidelity(), *self.params.after_fidelity()]
 
-
-def generate_tab(studio: Studio, shared: Shared) -> GenerateTab:
+def generate_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> GenerateTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=320):
             prompt = prompt_box("t2i", "Describe the image you want…")
-            params = parameter_controls("t2i", TextToImageRequest, IMAGE_SIZES)
-            run, stop, cost = run_buttons("t2i", "Generate")
+            form = Form(endpoint, prompt, parameter_controls(endpoint, "t2i"))
+            run, stop, cost = run_buttons("t2i", endpoint.title)
         with gr.Column(scale=3, min_width=320):
             panel = result_panel("t2i")
 
-    tab = GenerateTab(prompt, params, panel)
-    fields = tab.fields()
-    gr.Examples([SEED_EXAMPLE], inputs=fields, label="Example from the API's documentation")
-    inputs: list[Any] = [*fields, shared.fal_key]
-    shared.on_run(
-        [run.click, prompt.submit], studio.generate_in_page, inputs, panel, studio.show_history
+    example = {"prompt": SEED_PROMPT, **endpoint.defaults()}
+    gr.Examples(
+        [[example[name] for name in form.inputs()]],
+        inputs=form.components(),
+        label="Example from the API's documentation",
     )
-    # Stop ends the run itself (see Studio._stop); queue=False: it never waits in line.
-    stop.click(studio.stop_generate, None, None, api_visibility="private", queue=False)
-    api_trigger = gr.Button(visible=False, elem_id="t2i-api")
-    api_trigger.click(
-        studio.generate,
-        inputs=params.for_api(inputs),
+
+    async def generate_in_page(
+        request: gr.Request, fal_key: str, browser_id: str, **values: Any
+    ) -> AsyncIterator[Any]:
+        browser_id = service.new_browser_id(browser_id)
+        caller = caller_of(request, fal_key, browser_id=browser_id, page=True)
+
+        async def build() -> Any:
+            return service.request(endpoint, values)
+
+        async for outputs in for_page(run_outputs(service, endpoint, build, caller), browser_id):
+            yield outputs
+
+    async def generate(
+        request: gr.Request, fal_key: str = "", **values: Any
+    ) -> AsyncIterator[tuple[Any, Any, str]]:
+        """Generate images from a prompt with fal-ai/gpt-image-1.5.
+
+        Returns the images, the JSON record of the request (arguments sent, fal
+        request id, timings; never the key) and a status sentence. `fal_key` is the
+        caller's own fal key; empty uses the server's.
+        """
+        caller = caller_of(request, fal_key)
+
+        async def build() -> Any:
+            return service.request(endpoint, values)
+
+        async for outputs in for_api(run_outputs(service, endpoint, build, caller)):
+            yield outputs
+
+    async def estimate(**values: Any) -> str:
+        try:
+            estimate = await service.estimate(endpoint, values)
+        except StudioError:
+            return ""
+        return f"Estimated cost: **{estimate.describe()}**"
+
+    shared.on_run([run.click, prompt.submit], generate_in_page, form.inputs(), panel)
+    wire_stop(stop, service, endpoint.tab)
+    # The public endpoint: one hidden trigger, the same core as the page.
+    gr.Button(visible=False, elem_id="t2i-api").click(
+        generate,
+        inputs_kwargs={**form.api_inputs(), "fal_key": shared.fal_key},
         outputs=panel.outputs(),
-        api_name="generate",
+        api_name=endpoint.tab,
     )
     gr.on(
-        [params.quality.change, params.image_size.change, params.num_images.change, prompt.blur],
-        studio.estimate_generate,
-        [prompt, params.image_size, params.quality, params.num_images],
-        cost,
+        [*(control.change for control in form.controls.values()), prompt.blur],
+        estimate,
+        inputs_kwargs=form.inputs(),
+        outputs=cost,
         api_visibility="private",
         queue=False,
         show_progress="hidden",
     )
-    return tab
+    return GenerateTab(form, panel)

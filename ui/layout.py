@@ -1,4 +1,4 @@
-"""The Blocks app: a header, the key field, and the two tabs."""
+"""The Blocks app: a header, the key panel, one tab per endpoint, Compare, History."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
-from backend import ImageClient, Settings
+from backend.service import KeyStatus, RunService
 from ui.compare_tab import compare_tab
 from ui.controls import Shared
 from ui.edit_tab import EXAMPLE_IMAGE, edit_tab
 from ui.generate_tab import generate_tab
 from ui.guards import RefuseRemoteFiles
-from ui.handlers import Studio
+from ui.history_panel import history_gallery, history_panel, history_view
 
 TITLE = "GPT Image 1.5 Studio"
 
@@ -23,14 +23,17 @@ _CSS = """
 .status pre { max-height: 9em; overflow-y: auto; font-size: 0.85em; }
 footer { display: none !important; }
 """
+_GET_A_KEY = "(get one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys))"
 
 
-def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
-    studio = Studio(settings, client)
+def build_demo(service: RunService) -> gr.Blocks:
+    """The whole page, for the endpoints `service` serves."""
+    settings = service.settings
     # How many runs of each event at once. Gradio reads this when the Blocks make
     # their queue; calling demo.queue(default_concurrency_limit=...) afterwards
     # would build the whole web app once more (0.17 s of start-up).
     os.environ["GRADIO_DEFAULT_CONCURRENCY_LIMIT"] = str(settings.concurrency_limit)
+    endpoints = service.endpoints
     demo = gr.Blocks(title=TITLE)
     with demo:
         gr.Markdown(
@@ -54,91 +57,44 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
                 visible=settings.browser_secret is not None,
                 elem_id="remember-key",
             )
-            key_status = gr.Markdown(studio.describe_key(""), elem_id="key-status")
+            key_status = gr.Markdown(describe_key(service.key_status("")), elem_id="key-status")
 
         browser_id = gr.BrowserState("", storage_key="gpt-image-studio-browser")
         shared = Shared(
             fal_key=fal_key,
             browser_id=browser_id,
-            history=gr.Gallery(
-                label="Your runs (click one to restore its prompt and parameters)",
-                columns=8,
-                height=200,
-                object_fit="cover",
-                allow_preview=False,
-                interactive=False,
-                render=False,
-                elem_id="history",
-            ),
+            history=history_gallery(),
             history_total=gr.Markdown("", render=False, elem_id="history-total"),
+            show_history=history_view(service),
         )
         with gr.Tabs(elem_id="tabs") as tabs:
-            with gr.Tab("Generate", id="generate"):
-                generated = generate_tab(studio, shared)
-            with gr.Tab("Edit", id="edit"):
-                editing = edit_tab(studio, shared)
+            with gr.Tab(endpoints.text_to_image.title, id=endpoints.text_to_image.tab):
+                generated = generate_tab(service, shared, endpoints.text_to_image)
+            with gr.Tab(endpoints.editing.title, id=endpoints.editing.tab):
+                editing = edit_tab(service, shared, endpoints.editing)
             with gr.Tab("Compare", id="compare"):
-                compared = compare_tab(studio, shared)
+                compared = compare_tab(service, endpoints.text_to_image, fal_key)
 
-        with gr.Accordion("History, and parameters from a saved image", open=False):
-            shared.history_total.render()  # type: ignore[no-untyped-call]
-            shared.history.render()  # type: ignore[no-untyped-call]
-            with gr.Row():
-                history_send = gr.Button("Send selected to edit", size="sm")
-                history_add = gr.Button("Add selected as reference", size="sm")
-            load_file = gr.File(
-                label="Load parameters from an image this app saved (PNG, or the "
-                "JPEG/WebP with its .json)",
-                file_types=["image", ".json"],
-                type="filepath",
-                height=120,
-                elem_id="load-parameters",
-            )
-            load_status = gr.Markdown("", elem_id="load-status")
-
-        restore_targets = [tabs, *generated.fields(), *editing.fields()]
-        history_selected = gr.State(None)
-        shared.history.select(
-            studio.restore_from_history,
-            browser_id,
-            restore_targets,
-            api_visibility="private",
-        )
-        shared.history.select(
-            studio.remember_selection, None, history_selected, api_visibility="private"
-        )
-        load_file.upload(
-            studio.load_parameters,
-            load_file,
-            [*restore_targets, load_status],
-            api_visibility="private",
+        history_panel(
+            service,
+            history=shared.history,
+            history_total=shared.history_total,
+            browser_id=browser_id,
+            tabs=tabs,
+            forms=[generated.form, editing.form],
+            results=[generated.panel, editing.panel, compared],
+            references=editing.references,
         )
         # The load only reads the browser's id: a browser gets one with its first run
         # (two places making ids would race each other).
         demo.load(
-            studio.show_history,
+            shared.show_history,
             browser_id,
             [shared.history, shared.history_total],
             api_visibility="private",
         )
-
-        # Any result (or history image) can start, or continue, a chain of edits.
-        sources = [
-            (panel.gallery, panel.selected, panel.send_to_edit, panel.add_reference)
-            for panel in (generated.panel, editing.panel, compared)
-        ]
-        sources.append((shared.history, history_selected, history_send, history_add))
-        for gallery, selected, send, add in sources:
-            for button, verb in ((send, studio.send_to_edit), (add, studio.add_as_reference)):
-                button.click(
-                    verb,
-                    [gallery, selected, editing.references],
-                    [editing.references, tabs],
-                    api_visibility="private",
-                )
-
         fal_key.change(
-            studio.describe_key,
+            lambda key: describe_key(service.key_status(key)),
             inputs=fal_key,
             outputs=key_status,
             api_visibility="private",
@@ -148,6 +104,31 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
         if settings.browser_secret:
             _remember_key(demo, settings.browser_secret, fal_key, remember)
     return demo
+
+
+def describe_key(status: KeyStatus) -> str:
+    """Which key the next request will use, in a sentence (never the key itself)."""
+    if status.kind == "invalid":
+        return f"🔑 {status.problem}"
+    if status.kind == "yours":
+        return "🔑 Requests use **your key**."
+    if status.kind == "host":
+        return "🔑 Requests use **the host's key**. Paste your own to use it instead."
+    if status.kind == "required":
+        demo = " Until then: demo mode." if status.demo else ""
+        return (
+            "🔑 **No key: add one.** This app runs on visitors' own keys: paste yours "
+            f"above {_GET_A_KEY}.{demo}"
+        )
+    demo = (
+        " Until then the app runs in **demo mode**: placeholder images, nothing is sent."
+        if status.demo
+        else ""
+    )
+    return (
+        f"🔑 **No key: add one.** Paste a fal API key above {_GET_A_KEY}, "
+        f"or set `FAL_KEY` in `.env` and restart.{demo}"
+    )
 
 
 def _remember_key(demo: gr.Blocks, secret: str, fal_key: gr.Textbox, remember: gr.Checkbox) -> None:
@@ -175,13 +156,14 @@ def _remember_key(demo: gr.Blocks, secret: str, fal_key: gr.Textbox, remember: g
     demo.load(restore, saved, [fal_key, remember], api_visibility="private", queue=False)
 
 
-def launch_options(settings: Settings) -> dict[str, Any]:
+def launch_options(service: RunService) -> dict[str, Any]:
     """Arguments for `demo.launch()` (Gradio 6 takes theme and css there).
 
     Results are handed to Gradio from `results_dir`, and the edit example from
     ui/examples: allowing just those folders lets a host put results anywhere
     without opening up any other path.
     """
+    settings = service.settings
     return {
         "theme": gr.themes.Soft(),
         "css": _CSS,

@@ -1,0 +1,436 @@
+"""The run service: everything about a run except the screen.
+
+Every way in (the page, the public API, Compare) goes through `RunService`. It
+takes a typed request, or an edit draft, plus who asks (`Caller`), and yields
+the `Progress` events of `backend.progress`. On the way it owns:
+- the key: the caller's own, the host's, or the offline demo when there is none;
+- the caller's share of capacity (`backend.limits`);
+- the Stop signal (`stop()`), and through the generator, the deadline;
+- saving outputs, recording history, and the cost of each run.
+
+It imports no Gradio. The generator that talks to fal and the demo's stand-in
+both satisfy `ImageGenerator` and are handed in by whoever builds the service
+(app.py, a test, a benchmark): nothing here builds its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from PIL import Image
+
+from backend.client import Fetching, Finished, Job, Progress, Queued, Running, Submitted, Uploading
+from backend.edits import EditDraft, draft_edit
+from backend.endpoints import ENDPOINTS, Endpoint, Registry
+from backend.errors import Cancelled, InvalidInput, MissingKey, StudioError
+from backend.history import HistoryEntry, HistoryStore, entry_from_result
+from backend.inputs import (
+    canvas_background,
+    first_image_size,
+    mask_for,
+    preview,
+    read_file,
+    read_images,
+    read_mask,
+    sidecar_of,
+)
+from backend.keys import KeyChoice, choose_key, clean_user_key
+from backend.limits import VisitorLimiter, visitor_id
+from backend.metadata import parameters_for_ui, read_metadata, save_outputs
+from backend.pricing import CostEstimate, format_usd
+from backend.schema import GenerationResult, TextToImageRequest
+from backend.settings import Settings
+from backend.stopping import until_stopped
+
+__all__ = [
+    "Caller",
+    "Cancelled",
+    "Comparison",
+    "CostEstimate",
+    "Fetching",
+    "Finished",
+    "ImageGenerator",
+    "KeyStatus",
+    "MaskPreview",
+    "Progress",
+    "Queued",
+    "RunService",
+    "Running",
+    "StudioError",
+    "Submitted",
+    "Uploading",
+    "format_usd",
+]
+
+log = logging.getLogger("studio.runs")
+
+MAX_COMPARISONS = 9
+# The key a demo run "uses": nothing is sent anywhere, so there is no key.
+DEMO_KEY = KeyChoice("", "demo")
+
+
+class ImageGenerator(Protocol):
+    """What runs a job: `backend.client.ImageClient` (fal) or `backend.demo.DemoClient`."""
+
+    def stream(self, job: Job, key: KeyChoice) -> AsyncIterator[Progress]: ...
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks for a run."""
+
+    visitor: str  # whose share of capacity it takes (backend.limits.visitor_id)
+    session: str | None = None  # the page's session, whose Stop button can end it
+    browser_id: str = ""  # whose history it joins; "" records none (API callers)
+    fal_key: str = field(default="", repr=False)  # their own key, as typed
+
+    @classmethod
+    def connected(
+        cls,
+        host: str | None,
+        headers: Mapping[str, str],
+        *,
+        session: str | None = None,
+        browser_id: str = "",
+        fal_key: str | None = "",
+    ) -> Caller:
+        return cls(visitor_id(host, headers), session, browser_id, fal_key or "")
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """Which key the next request would use (never the key itself)."""
+
+    kind: Literal["yours", "host", "required", "missing", "invalid"]
+    demo: bool = False  # with no key, runs are demo runs
+    problem: str = ""  # for "invalid": what is wrong with the key as typed
+
+
+@dataclass(frozen=True)
+class MaskPreview:
+    image: Image.Image  # the mask drawn over the main image
+    edit_fraction: float
+
+
+@dataclass
+class Comparison:
+    """A Compare run as it goes: which settings finished, and how."""
+
+    jobs: list[TextToImageRequest]
+    # index -> (result, seconds it took), or the error it ended with
+    done: dict[int, tuple[GenerationResult, float] | StudioError] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+
+class RunService:
+    """Runs jobs for callers, and answers the questions a form asks before one."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        fal: ImageGenerator,
+        demo: ImageGenerator,
+        endpoints: Registry = ENDPOINTS,
+        history: HistoryStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.endpoints = endpoints
+        self._fal = fal
+        self._demo = demo
+        self.history = history or HistoryStore()
+        self.limiter = VisitorLimiter(settings.max_jobs_per_visitor)
+        self._canvas_dir = settings.results_dir / "canvas"
+        # The Stop button's signal for the run under way, by (page session, tab).
+        self._stops: dict[tuple[str, str], asyncio.Event] = {}
+
+    # -- jobs: values in, checked requests out (nothing is sent) ---------------
+
+    def request(self, endpoint: Endpoint, values: Mapping[str, Any]) -> Job:
+        """A text-to-image request from the values of its fields. Raises InvalidInput."""
+        return endpoint.model.parse(**_whole_numbers(endpoint, values))
+
+    async def edit(
+        self,
+        endpoint: Endpoint,
+        values: Mapping[str, Any],
+        images: Sequence[str],
+        *,
+        mask_file: str | None = None,
+        canvas: dict[str, Any] | None = None,
+        invert: bool = False,
+    ) -> EditDraft:
+        """An edit from image files and the values of its fields, checked completely.
+
+        The mask is `mask_file` if given (checked, not trusted), else what was
+        painted on `canvas`; neither means no mask.
+        """
+        prepared = await asyncio.to_thread(read_images, images)
+        mask = None
+        if mask_file and not prepared:
+            await asyncio.to_thread(read_mask, mask_file, (0, 0))  # says: add an image first
+        if prepared:
+            mask = await asyncio.to_thread(mask_for, prepared, canvas, invert, mask_file)
+        return draft_edit(prepared, mask, **_whole_numbers(endpoint, values))
+
+    # -- the run ---------------------------------------------------------------
+
+    async def run(
+        self, endpoint: Endpoint, build: Callable[[], Awaitable[Job]], caller: Caller
+    ) -> AsyncIterator[Progress]:
+        """Run the job `build` makes, for `caller`: progress events, then `Finished`.
+
+        The key is chosen before the job is built (a missing key is the first thing
+        to say), the job is built before a slot is taken. A finished run is in the
+        caller's history before `Finished` is handed out, and its outputs are saved
+        while the caller shows it. Failures raise StudioError with their sentence.
+        """
+        key = self._key_or_demo(caller.fal_key)
+        job = await build()
+        generator = self._demo if key is DEMO_KEY else self._fal
+        with self.limiter.slot(caller.visitor), self._stop_signal(caller, endpoint.tab) as stop:
+            events = until_stopped(
+                generator.stream(job, key),
+                stop,
+                reached_fal=lambda event: not isinstance(event, Uploading),
+            )
+            async for event in events:
+                if not isinstance(event, Finished):
+                    yield event
+                    continue
+                saving = asyncio.ensure_future(self._save(event.result))
+                if caller.browser_id:
+                    entry = entry_from_result(
+                        event.result,
+                        endpoint.tab,
+                        self.cost(endpoint, job).total_usd,
+                        self.endpoints,
+                    )
+                    self.history.add(caller.browser_id, entry)
+                try:
+                    yield event
+                finally:
+                    await saving
+                return
+
+    async def compare(
+        self, jobs: list[TextToImageRequest], caller: Caller
+    ) -> AsyncIterator[Comparison]:
+        """Run every job at once; yield the comparison at the start and as each ends.
+
+        Stop (the "compare" tab's) raises Cancelled and cancels the rest at fal;
+        what had finished stays in the comparison last yielded.
+        """
+        key = self._key_or_demo(caller.fal_key)
+        comparison = Comparison(jobs)
+        generator = self._demo if key is DEMO_KEY else self._fal
+        with self.limiter.slot(caller.visitor), self._stop_signal(caller, "compare") as stop:
+            async for state in until_stopped(self._race(generator, comparison, key), stop):
+                yield state
+
+    async def _race(
+        self, generator: ImageGenerator, comparison: Comparison, key: KeyChoice
+    ) -> AsyncIterator[Comparison]:
+        async def one(index: int) -> tuple[int, tuple[GenerationResult, float] | StudioError]:
+            started = time.monotonic()
+            try:
+                result = await _finished(generator.stream(comparison.jobs[index], key))
+            except StudioError as exc:
+                return index, exc
+            await self._save(result)
+            return index, (result, time.monotonic() - started)
+
+        pending = {asyncio.ensure_future(one(i)) for i in range(len(comparison.jobs))}
+        try:
+            yield comparison
+            while pending:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    index, outcome = task.result()
+                    comparison.done[index] = outcome
+                yield comparison
+        finally:
+            for task in pending:  # Stop, or a closed tab: cancel the rest at fal
+                task.cancel()
+
+    def comparison_jobs(
+        self,
+        prompt: str,
+        qualities: Sequence[str] | None,
+        sizes: Sequence[str] | None,
+        **values: Any,
+    ) -> list[TextToImageRequest]:
+        """Every quality x size asked for, each checked before any is sent."""
+        if not qualities or not sizes:
+            raise InvalidInput("Tick at least one quality and one image_size to compare.")
+        if len(qualities) * len(sizes) > MAX_COMPARISONS:
+            raise InvalidInput(f"Compare at most {MAX_COMPARISONS} settings at once.")
+        return [
+            TextToImageRequest.parse(
+                prompt=prompt, image_size=size, quality=quality, num_images=1, **values
+            )
+            for size in sizes
+            for quality in qualities
+        ]
+
+    def stop(self, session: str | None, tab: str) -> None:
+        """Stop this page's run in `tab`: it ends at once with a "Stopped" sentence,
+        and its request is cancelled at fal."""
+        signal = self._stops.get((session or "", tab))
+        if signal is not None:
+            signal.set()
+
+    @contextlib.contextmanager
+    def _stop_signal(self, caller: Caller, tab: str) -> Iterator[asyncio.Event]:
+        """The Stop button's signal for this page's run in `tab` (API callers, who
+        have no Stop button, get one nobody sets)."""
+        stop = asyncio.Event()
+        slot = (caller.session, tab) if caller.session is not None else None
+        if slot is not None:
+            self._stops[slot] = stop
+        try:
+            yield stop
+        finally:
+            if slot is not None and self._stops.get(slot) is stop:
+                del self._stops[slot]
+
+    def _key_or_demo(self, fal_key: str | None) -> KeyChoice:
+        """The request's key; DEMO_KEY when no key is configured anywhere."""
+        try:
+            return choose_key(
+                fal_key,
+                self.settings.fal_key,
+                host_requires_own=self.settings.require_user_key,
+            )
+        except MissingKey:
+            if self.settings.demo_mode and not self.settings.fal_key:
+                return DEMO_KEY
+            raise
+
+    def key_status(self, fal_key: str | None) -> KeyStatus:
+        """Which key a request would use now, for the page to say (never the key)."""
+        try:
+            own = clean_user_key(fal_key)
+        except InvalidInput as exc:
+            return KeyStatus("invalid", problem=exc.message)
+        if own:
+            return KeyStatus("yours")
+        settings = self.settings
+        if settings.require_user_key:
+            return KeyStatus("required", demo=settings.demo_mode and not settings.fal_key)
+        if settings.has_host_key:
+            return KeyStatus("host")
+        return KeyStatus("missing", demo=settings.demo_mode)
+
+    async def _save(self, result: GenerationResult) -> None:
+        """Keep a copy with its parameters in the outputs folder, if the host wants one.
+
+        A failure to save never fails the request: the images are shown anyway."""
+        if self.settings.outputs_dir is None or result.key_source == DEMO_KEY.source:
+            return  # placeholders are not worth keeping
+        try:
+            await asyncio.to_thread(save_outputs, result, self.settings.outputs_dir)
+        except OSError as exc:
+            log.warning("could not save outputs to %s: %s", self.settings.outputs_dir, exc)
+
+    # -- what a form asks before a run -------------------------------------------
+
+    def cost(self, endpoint: Endpoint, job: Job) -> CostEstimate:
+        """What fal will charge for a job, by the endpoint's price rule."""
+        if isinstance(job, EditDraft):
+            sizes = [(image.width, image.height) for image in job.images]
+            return endpoint.price(job.request.model_dump(), sizes)
+        return endpoint.price(job.model_dump(), ())
+
+    async def estimate(
+        self, endpoint: Endpoint, values: Mapping[str, Any], images: Sequence[str] = ()
+    ) -> CostEstimate:
+        """The cost of the form as it stands (the prompt may still be empty).
+        Raises StudioError when a value cannot be priced."""
+        sizes = await asyncio.to_thread(first_image_size, images) if images else []
+        return endpoint.price(_whole_numbers(endpoint, values), sizes)
+
+    def estimate_comparison(
+        self, prompt: str, qualities: Sequence[str] | None, sizes: Sequence[str] | None
+    ) -> tuple[int, float]:
+        """(how many runs, their total estimated cost) of a Compare form."""
+        jobs = self.comparison_jobs(prompt or "x", qualities, sizes)
+        endpoint = self.endpoints.text_to_image
+        return len(jobs), sum(self.cost(endpoint, job).total_usd for job in jobs)
+
+    async def canvas_image(self, path: str) -> str:
+        """The main image as the canvas should show it (upright, a mode it can draw)."""
+        return await asyncio.to_thread(canvas_background, path, self._canvas_dir)
+
+    async def preview_mask(
+        self,
+        images: Sequence[str],
+        canvas: dict[str, Any] | None,
+        invert: bool,
+        mask_file: str | None,
+    ) -> MaskPreview | None:
+        """The mask as it will be sent, over the main image; None when nothing is painted."""
+        prepared = await asyncio.to_thread(read_images, images[:1])
+        if not prepared:
+            raise InvalidInput("Add a reference image first; the mask applies to the first.")
+        mask = await asyncio.to_thread(mask_for, prepared, canvas, invert, mask_file)
+        if mask is None:
+            return None
+        image = await asyncio.to_thread(preview, prepared[0], mask)
+        return MaskPreview(image, mask.edit_fraction)
+
+    # -- history and saved parameters ------------------------------------------------
+
+    @staticmethod
+    def new_browser_id(current: str) -> str:
+        """A random id for a browser's history, kept across reloads."""
+        return current or uuid.uuid4().hex
+
+    def history_of(self, browser_id: str) -> tuple[list[HistoryEntry], float]:
+        """This browser's runs with images, newest first, and what all its runs cost."""
+        if not browser_id:
+            return [], 0.0
+        entries = [e for e in self.history.entries(browser_id) if e.image_paths]
+        return entries, self.history.total_cost(browser_id)
+
+    async def parameters_from_file(self, path: str) -> tuple[Endpoint, dict[str, Any]]:
+        """The endpoint and the prompt and parameters saved in an image this app made."""
+        data = await asyncio.to_thread(read_file, path)
+        sidecar = await asyncio.to_thread(sidecar_of, path)
+        tab, values = parameters_for_ui(read_metadata(data, sidecar=sidecar), self.endpoints)
+        return self.endpoints.by_tab(tab), values
+
+
+async def _finished(events: AsyncIterator[Progress]) -> GenerationResult:
+    async for event in events:
+        if isinstance(event, Finished):
+            return event.result
+    raise StudioError(detail="a run ended without a result")  # pragma: no cover
+
+
+def _whole_numbers(endpoint: Endpoint, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values for the model, a whole float turned int where the field is an int.
+
+    Sliders and JSON callers send 2.0 for 2; anything else goes through as it is,
+    for the request model to refuse with a clear sentence."""
+    fields = endpoint.model.model_fields
+    return {
+        name: int(value)
+        if name in fields
+        and fields[name].annotation is int
+        and isinstance(value, float)
+        and value.is_integer()
+        else value
+        for name, value in values.items()
+    }

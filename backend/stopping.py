@@ -1,0 +1,71 @@
+"""The Stop button, for any stream of events: stop at once, cancel what was under way.
+
+A run's events come from an async generator that owns requests at fal. Stopping
+cancels the step under way, which makes the generator cancel its requests at
+fal (its CancelledError branch); that cancel finishes in the background, so the
+caller, and the page, are free at once instead of after fal's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from backend.errors import Cancelled
+
+E = TypeVar("E")
+
+# Steps abandoned by `until_stopped`, finishing their cancel at fal in the background.
+_ABANDONED: set[asyncio.Future[Any]] = set()
+
+
+async def until_stopped(
+    events: AsyncIterator[E],
+    stop: asyncio.Event,
+    *,
+    reached_fal: Callable[[E], bool] = lambda event: True,
+) -> AsyncIterator[E]:
+    """`events` until `stop` is set, then `Cancelled` at once.
+
+    `reached_fal` tells whether an event shows that something was sent to fal
+    (an upload still under way does not): stopped before that, the sentence says
+    nothing was sent.
+    """
+    sent = False
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            step = asyncio.ensure_future(_next(events))
+            try:
+                await asyncio.wait({step, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                _abandon(step)  # the caller went away: so does the request
+                raise
+            if not step.done():
+                _abandon(step)
+                if sent:
+                    raise Cancelled()
+                raise Cancelled("Stopped before anything was sent to fal.")
+            done, event = step.result()
+            if done:
+                return
+            sent = sent or reached_fal(event)
+            yield event
+    finally:
+        waiter.cancel()
+
+
+async def _next(events: AsyncIterator[E]) -> tuple[bool, Any]:
+    """(True, None) at the end, else (False, event): a task must not raise
+    StopAsyncIteration, and None may be an event."""
+    try:
+        return False, await anext(events)
+    except StopAsyncIteration:
+        return True, None
+
+
+def _abandon(step: asyncio.Future[Any]) -> None:
+    step.cancel()
+    _ABANDONED.add(step)
+    step.add_done_callback(_ABANDONED.discard)

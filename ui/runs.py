@@ -1,0 +1,119 @@
+"""One core per endpoint's run, and the two thin ways to call it: the page and the API.
+
+`run_outputs` turns the run service's progress into what the result panel shows:
+status lines while it runs, then the images, their record and a sentence. The
+page's wrapper ends a failure quietly (its sentence is already in the status
+line) and hands the browser its history id; the API's wrapper raises the same
+sentence as `gr.Error`, which programs receive as an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import gradio as gr
+
+from backend.endpoints import Endpoint
+from backend.service import Caller, Cancelled, Finished, RunService, StudioError
+from ui.progress import describe_error, describe_progress, describe_result
+
+log = logging.getLogger("studio.ui")
+
+# A streamed status update at most this often: elapsed time stays live without
+# flooding many browsers with a message per queue poll.
+_STATUS_EVERY_S = 0.4
+
+# While a run is under way, its results area is empty (None), not left as it was
+# with gr.skip(): for each skip Gradio builds a fresh copy of the component and its
+# config for the session (18 ms on the event loop, and memory kept per session).
+# The previous results stay in the History panel.
+CLEARED = (None, None)
+
+Outputs = tuple[Any, Any, str]
+Build = Callable[[], Awaitable[Any]]
+OUR_FAULT = "Something went wrong on our side; the details are in the server log."
+
+
+def caller_of(
+    request: gr.Request | None, fal_key: str | None, *, browser_id: str = "", page: bool = False
+) -> Caller:
+    """Who is asking: their address (for their share), their page session (for
+    its Stop button), their browser (for its history) and their key."""
+    if request is None:
+        return Caller("local", fal_key=fal_key or "")
+    client = getattr(request, "client", None)
+    return Caller.connected(
+        getattr(client, "host", None),
+        dict(request.headers),
+        session=(request.session_hash or "") if page else None,
+        browser_id=browser_id,
+        fal_key=fal_key,
+    )
+
+
+async def run_outputs(
+    service: RunService, endpoint: Endpoint, build: Build, caller: Caller
+) -> AsyncIterator[Outputs]:
+    """Status lines as the run goes, then (images, record, sentence).
+
+    A failure yields its sentence, then raises StudioError. A bug of ours is
+    logged with its traceback and said as such, never passed off as fal's.
+    """
+    last_sent = 0.0
+    try:
+        async for event in service.run(endpoint, build, caller):
+            if isinstance(event, Finished):
+                result = event.result
+                gallery = [(image.path, image.caption()) for image in result.images]
+                yield gallery, result.record(), describe_result(result)
+                return
+            now = time.monotonic()
+            if now - last_sent >= _STATUS_EVERY_S:
+                last_sent = now
+                yield *CLEARED, describe_progress(event)
+    except StudioError as exc:
+        stopped = isinstance(exc, Cancelled)
+        yield *CLEARED, f"⏹️ {exc.message}" if stopped else describe_error(exc.message)
+        raise
+    except Exception as exc:
+        log.exception("a run of %s failed on our side", endpoint.tab)
+        yield *CLEARED, describe_error(OUR_FAULT)
+        raise StudioError(OUR_FAULT) from exc
+
+
+async def for_api(outputs: AsyncIterator[Outputs]) -> AsyncIterator[Outputs]:
+    """The public API: the same outputs, a failure raised as its sentence."""
+    try:
+        async for item in outputs:
+            yield item
+    except StudioError as exc:
+        raise gr.Error(exc.message, print_exception=False) from None
+
+
+async def for_page(outputs: AsyncIterator[Outputs], browser_id: str) -> AsyncIterator[Any]:
+    """The page: the same outputs plus the browser's history id with the results.
+
+    A failure ends quietly: its sentence is already in the status line (a raised
+    error would stamp a bare "Error" over the results)."""
+    try:
+        async for gallery, record, status in outputs:
+            # A skip is cheap here: the browser id is state, not a component. It is
+            # sent with the results, once the run is in this browser's history.
+            yield gallery, record, status, browser_id if gallery else gr.skip()
+    except StudioError:
+        return
+
+
+def wire_stop(button: gr.Button, service: RunService, tab: str) -> None:
+    """Stop ends the page's run in `tab` itself: it ends at once with a "Stopped"
+    line and the request is cancelled at fal. (Not Gradio's `cancels=`: a cancelled
+    event sometimes ends as failed in the browser, stamping a bare "Error" on the
+    page.) queue=False: it never waits in line."""
+
+    def stop(request: gr.Request) -> None:
+        service.stop(request.session_hash, tab)
+
+    button.click(stop, None, None, api_visibility="private", queue=False)
