@@ -45,8 +45,17 @@ class EditDraft:
         return self.images[0].width, self.images[0].height
 
 
-def draft_edit(images: Sequence[PreparedImage], mask: Mask | None, **parameters: Any) -> EditDraft:
-    """Check an edit completely before anything is sent. Raises InvalidInput."""
+def draft_edit(
+    images: Sequence[PreparedImage],
+    mask: Mask | None,
+    *,
+    model: type[EditRequest] = EditRequest,
+    **parameters: Any,
+) -> EditDraft:
+    """Check an edit completely before anything is sent. Raises InvalidInput.
+
+    `model` is the endpoint's request model (the registry's; a subclass of
+    EditRequest with more fields is checked with those too)."""
     if not images:
         raise InvalidInput("Add at least one reference image (the first is the one you edit).")
     if len(images) > MAX_REFERENCE_IMAGES:
@@ -60,7 +69,7 @@ def draft_edit(images: Sequence[PreparedImage], mask: Mask | None, **parameters:
             f"The mask is {mask.width}x{mask.height} but the first image is "
             f"{main.width}x{main.height}; they must be the same size."
         )
-    request = EditRequest.parse(
+    request = model.parse(
         image_urls=[f"{_PENDING}{i}" for i in range(len(images))],
         mask_image_url=f"{_PENDING}mask" if mask is not None else None,
         **parameters,

@@ -38,14 +38,13 @@ from backend.inputs import (
     preview,
     read_file,
     read_images,
-    read_mask,
     sidecar_of,
 )
 from backend.keys import KeyChoice, choose_key, clean_user_key
 from backend.limits import VisitorLimiter, visitor_id
 from backend.metadata import parameters_for_ui, read_metadata, save_outputs
 from backend.pricing import CostEstimate, format_usd
-from backend.schema import GenerationResult, TextToImageRequest
+from backend.schema import EditRequest, GenerationResult, TextToImageRequest
 from backend.settings import Settings
 from backend.stopping import until_stopped
 
@@ -177,12 +176,11 @@ class RunService:
         painted on `canvas`; neither means no mask.
         """
         prepared = await asyncio.to_thread(read_images, images)
-        mask = None
-        if mask_file and not prepared:
-            await asyncio.to_thread(read_mask, mask_file, (0, 0))  # says: add an image first
-        if prepared:
-            mask = await asyncio.to_thread(mask_for, prepared, canvas, invert, mask_file)
-        return draft_edit(prepared, mask, **_whole_numbers(endpoint, values))
+        # No image: no mask to check, and draft_edit says to add an image.
+        mask = await asyncio.to_thread(mask_for, prepared, canvas, invert, mask_file)
+        model = endpoint.model
+        assert issubclass(model, EditRequest), f"{endpoint.tab} takes no images"
+        return draft_edit(prepared, mask, model=model, **_whole_numbers(endpoint, values))
 
     # -- the run ---------------------------------------------------------------
 

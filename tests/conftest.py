@@ -72,8 +72,9 @@ class RunningApp:
         return self.log_path.read_text(errors="replace")
 
 
-def start_app(tmp_dir: Path, **env_overrides: str) -> RunningApp:
-    """Launch `python app.py` as a user would, pointed at the fake fal service."""
+def start_app(tmp_dir: Path, script: Path = ROOT / "app.py", **env_overrides: str) -> RunningApp:
+    """Launch `python app.py` (or another app `script`) as a user would, pointed at
+    the fake fal service."""
     port = free_port()
     env = {
         **os.environ,
@@ -92,7 +93,7 @@ def start_app(tmp_dir: Path, **env_overrides: str) -> RunningApp:
     log_path = tmp_dir / f"app-{port}.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py")],
+        [sys.executable, str(script)],
         cwd=tmp_dir,
         env=env,
         stdout=log_file,

@@ -1,0 +1,40 @@
+"""The app as app.py wires it, but built from an Edit model with one more field.
+
+`moderation` is not a field of the seeds: it stands for the next price-neutral
+parameter fal adds. The only change is the model (one field) and the registry
+entry that points at it, which is what adding a parameter takes
+(ARCHITECTURE.md). tests/test_extra_field.py drives it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Literal
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from backend import ImageClient, Settings  # noqa: E402
+from backend.demo import DemoClient  # noqa: E402
+from backend.endpoints import EDIT, GENERATE, Registry  # noqa: E402
+from backend.schema import EditRequest  # noqa: E402
+from backend.service import RunService  # noqa: E402
+from ui import build_demo, launch_options  # noqa: E402
+
+
+class EditWithModeration(EditRequest):
+    moderation: Literal["auto", "low"] = "auto"
+
+
+logging.basicConfig(level=logging.INFO)
+settings = Settings.from_env()
+endpoints = Registry((GENERATE, dataclasses.replace(EDIT, model=EditWithModeration)))
+service = RunService(
+    settings, fal=ImageClient(settings), demo=DemoClient(settings), endpoints=endpoints
+)
+demo = build_demo(service)
+
+if __name__ == "__main__":
+    demo.launch(**launch_options(service))
