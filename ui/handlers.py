@@ -419,11 +419,11 @@ class Studio:
         try:
             return choose_key(
                 fal_key,
-                self.settings.fal_key,
+                self.settings.host_key,
                 host_requires_own=self.settings.require_user_key,
             )
         except MissingKey:
-            if self.settings.demo_mode and not self.settings.fal_key:
+            if self.settings.demo_mode and not self.settings.host_key:
                 return None
             raise
 
@@ -606,7 +606,7 @@ class Studio:
         if self.settings.require_user_key:
             demo = (
                 " Until then: demo mode."
-                if self.settings.demo_mode and not self.settings.fal_key
+                if self.settings.demo_mode and not self.settings.host_key
                 else ""
             )
             return (

@@ -51,7 +51,7 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
             )
             remember = gr.Checkbox(
                 label="Remember my key on this browser (stored encrypted in this browser only)",
-                visible=settings.browser_secret is not None,
+                visible=settings.browser_secret_value is not None,
                 elem_id="remember-key",
             )
             key_status = gr.Markdown(studio.describe_key(""), elem_id="key-status")
@@ -145,8 +145,8 @@ def build_demo(settings: Settings, client: ImageClient) -> gr.Blocks:
             queue=False,
             show_progress="hidden",
         )
-        if settings.browser_secret:
-            _remember_key(demo, settings.browser_secret, fal_key, remember)
+        if settings.browser_secret_value:
+            _remember_key(demo, settings.browser_secret_value, fal_key, remember)
     return demo
 
 
