@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ from pydantic import ValidationError
 
 from backend import Settings
 from backend.errors import InvalidInput
+from tests.conftest import ROOT
 
 # Every variable a host may set, a value for it, and what the app then runs with.
 VARIABLES: list[tuple[str, str, str, Any]] = [
@@ -210,6 +214,21 @@ def test_a_bad_value_in_dotenv_is_named_too(host_env):
 )
 def test_outputs_are_saved_locally_but_not_on_a_space_unless_the_host_says(env, expected):
     assert Settings.from_env(env).outputs_dir == expected
+
+
+def test_the_app_exits_with_the_sentence_on_a_bad_setting(tmp_path):
+    env = {**os.environ, "STUDIO_REQUEST_TIMEOUT": "abc"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    sentence = "STUDIO_REQUEST_TIMEOUT must be a number of seconds (it is 'abc')."
+    assert done.stderr.strip() == sentence, "that sentence alone: no traceback"
 
 
 @pytest.mark.parametrize("temp_dir", [None, "custom-cache"])
