@@ -35,9 +35,6 @@ from backend.formats import JPEG, PNG, WEBP, ImageFormat, data_uri
 #: the stricter reading). Checked on the upload and again on a re-encoded result.
 MAX_INPUT_BYTES = 50 * 1000 * 1000
 
-#: OpenAI's documented limit on reference images. Counting is up to the caller.
-MAX_IMAGES = 16
-
 #: Largest image accepted, in pixels: 64 Mi (8192x8192). That covers every
 #: current full-frame camera (61 MP) and 50 MP phones, stays under Pillow's own
 #: warning threshold (~89 M), and bounds one decoded RGBA image to 256 MiB.
