@@ -16,8 +16,6 @@ starting with "demo-".
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 import io
 import json
@@ -41,6 +39,7 @@ from backend.client import (
 )
 from backend.edits import EditDraft
 from backend.errors import ResultUnavailable
+from backend.formats import DataURIError, decode_data_uri, format_named
 from backend.keys import KeyChoice
 from backend.metadata import (
     APP_TAG,
@@ -49,7 +48,7 @@ from backend.metadata import (
     build_metadata,
 )
 from backend.pricing import resolve_size
-from backend.schema import MIME_TYPES, EditRequest, GenerationResult, ResultImage, Timings
+from backend.schema import EditRequest, GenerationResult, ResultImage, Timings
 from backend.settings import Settings
 
 __all__ = ["DEMO_KEY_SOURCE", "DEMO_REQUEST_PREFIX", "DemoClient", "DemoImage", "render"]
@@ -61,7 +60,6 @@ LOG_LINES = (
     "Demo mode: drawing a placeholder, no request sent to fal",
     "Add a fal API key to generate real images",
 )
-_EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp"}
 _NOT_UPLOADED = "not-uploaded:"
 
 _PROMPT_WORDS = 40  # shown on a placeholder, at most five lines of them
@@ -207,13 +205,10 @@ def _edit_inputs(job: Job) -> tuple[bytes | None, bytes | None]:
 
 
 def _from_data_uri(url: str) -> bytes | None:
-    header, _, payload = url.partition(",")
-    if not header.startswith("data:") or ";base64" not in header:
-        return None  # an https URL: the demo does not download it
     try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        return None
+        return decode_data_uri(url)
+    except DataURIError:
+        return None  # e.g. an https URL: the demo does not download it
 
 
 def _readable(data: bytes) -> bool:
@@ -232,7 +227,8 @@ def _size_of(data: bytes) -> tuple[int, int]:
 
 def _draw_and_save(spec: DemoImage, dest: Path, request_id: str) -> ResultImage:
     data = render(spec)
-    name = f"{request_id[:13]}-{spec.index + 1}.{_EXTENSIONS[spec.output_format]}"
+    fmt = format_named(spec.output_format)
+    name = f"{request_id[:13]}-{spec.index + 1}.{fmt.extension}"
     try:
         dest.mkdir(parents=True, exist_ok=True)
         path = dest / name
@@ -244,7 +240,7 @@ def _draw_and_save(spec: DemoImage, dest: Path, request_id: str) -> ResultImage:
         ) from None
     return ResultImage(
         path=str(path),
-        content_type=MIME_TYPES[spec.output_format],
+        content_type=fmt.mime,
         width=spec.width,
         height=spec.height,
         size_bytes=len(data),

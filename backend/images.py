@@ -16,7 +16,6 @@ from a lossless format, else as JPEG quality 95.
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import re
@@ -30,13 +29,11 @@ import numpy.typing as npt
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from backend.errors import InvalidInput
+from backend.formats import JPEG, PNG, WEBP, ImageFormat, data_uri
 
 #: OpenAI's documented limit: each input image under 50 MB (decimal megabytes,
 #: the stricter reading). Checked on the upload and again on a re-encoded result.
 MAX_INPUT_BYTES = 50 * 1000 * 1000
-
-#: OpenAI's documented limit on reference images. Counting is up to the caller.
-MAX_IMAGES = 16
 
 #: Largest image accepted, in pixels: 64 Mi (8192x8192). That covers every
 #: current full-frame camera (61 MP) and 50 MP phones, stays under Pillow's own
@@ -51,9 +48,8 @@ _PIXEL_LIMIT = "8192x8192"
 #: decoders away (EPS would even run Ghostscript).
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 
-CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-_SENDABLE = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WEBP"}
+# What goes out as it came, by Pillow's name for it (a camera's MPO is a JPEG).
+_SENDABLE = {"PNG": PNG, "JPEG": JPEG, "MPO": JPEG, "WEBP": WEBP}
 _LOSSLESS_SOURCES = {"PNG", "GIF", "BMP", "TIFF"}
 _FINE_MODES = {"RGB", "RGBA", "L"}
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
@@ -74,8 +70,7 @@ class PreparedImage:
 
     def to_data_uri(self) -> str:
         """The image as a `data:` URI, which fal accepts wherever it takes an image URL."""
-        encoded = base64.b64encode(self.data).decode("ascii")
-        return f"data:{self.content_type};base64,{encoded}"
+        return data_uri(self.data, self.content_type)
 
 
 def prepare_image(data: bytes, *, name: str = "image") -> PreparedImage:
@@ -90,10 +85,10 @@ def prepare_image(data: bytes, *, name: str = "image") -> PreparedImage:
         _verify(image, label=label, hint=IMAGE_HINT)
         return PreparedImage(
             data=data,
-            content_type="image/png",
+            content_type=PNG.mime,
             width=image.width,
             height=image.height,
-            file_name=_file_name(name, "image/png"),
+            file_name=_file_name(name, PNG),
         )
     _decode(image, label=label, hint=IMAGE_HINT)
     source_format = image.format or ""
@@ -108,13 +103,13 @@ def prepare_image(data: bytes, *, name: str = "image") -> PreparedImage:
         and "transparency" not in image.info
     )
     if keep:
-        content_type = CONTENT_TYPES[_SENDABLE[source_format]]
+        sent = _SENDABLE[source_format]
         return PreparedImage(
             data=data,
-            content_type=content_type,
+            content_type=sent.mime,
             width=image.width,
             height=image.height,
-            file_name=_file_name(name, content_type),
+            file_name=_file_name(name, sent),
         )
 
     try:
@@ -131,11 +126,11 @@ def prepare_image(data: bytes, *, name: str = "image") -> PreparedImage:
     )
     buffer = io.BytesIO()
     if result.mode == "RGBA" or lossless:
-        content_type = "image/png"
-        result.save(buffer, "PNG", icc_profile=icc)
+        sent = PNG
+        result.save(buffer, PNG.pillow, icc_profile=icc)
     else:
-        content_type = "image/jpeg"
-        result.save(buffer, "JPEG", quality=95, subsampling=0, icc_profile=icc)
+        sent = JPEG
+        result.save(buffer, JPEG.pillow, quality=95, subsampling=0, icc_profile=icc)
     encoded = buffer.getvalue()
     if len(encoded) > MAX_INPUT_BYTES:
         raise InvalidInput(
@@ -144,10 +139,10 @@ def prepare_image(data: bytes, *, name: str = "image") -> PreparedImage:
         )
     return PreparedImage(
         data=encoded,
-        content_type=content_type,
+        content_type=sent.mime,
         width=result.width,
         height=result.height,
-        file_name=_file_name(name, content_type),
+        file_name=_file_name(name, sent),
     )
 
 
@@ -361,11 +356,11 @@ def _clean_base(name: str) -> str:
     return base[:80]
 
 
-def _file_name(name: str, content_type: str) -> str:
+def _file_name(name: str, sent: ImageFormat) -> str:
     """A tidy file name with the extension of what is actually sent."""
     stem = os.path.splitext(_clean_base(name))[0]
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "image"
-    return f"{stem[:60]}.{_EXTENSIONS[content_type]}"
+    return f"{stem[:60]}.{sent.extension}"
 
 
 def _megabytes(count: int) -> str:

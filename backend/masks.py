@@ -21,7 +21,6 @@ Painted layers, as Gradio's `gr.ImageEditor`/`gr.ImageMask` hand them over:
 
 from __future__ import annotations
 
-import base64
 import io
 import threading
 import zlib
@@ -33,6 +32,7 @@ import numpy.typing as npt
 from PIL import Image, ImageOps
 
 from backend.errors import InvalidInput
+from backend.formats import PNG, data_uri
 from backend.images import load_image, to_standard_mode
 
 #: OpenAI's documented limit for the mask file.
@@ -88,7 +88,7 @@ class Mask:
 
     def to_data_uri(self) -> str:
         """The mask as a `data:image/png;base64,...` URI."""
-        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+        return data_uri(self.png, PNG.mime)
 
 
 def mask_from_layers(

@@ -32,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from backend.endpoints import ENDPOINTS, Endpoint, Registry
 from backend.errors import InvalidInput, StudioError
+from backend.formats import format_for_mime
 from backend.images import MAX_PIXELS
 from backend.schema import EDIT_ENDPOINT, GenerationResult
 
@@ -48,7 +49,6 @@ _IMAGE_ARGUMENTS = ("image_urls", "mask_image_url")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
-_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 _MAX_JSON_BYTES = 1_000_000  # far above any record; refuses a random large upload fast
 _NO_PARAMETERS = (
     "This image holds no GPT Image Studio parameters (only images saved by this app do; "
@@ -178,7 +178,8 @@ def save_outputs(
     for number, image in enumerate(result.images, start=1):
         data = Path(image.path).read_bytes()
         record = {**metadata, "image_number": number}
-        extension = _EXTENSIONS.get(image.content_type) or Path(image.path).suffix.lstrip(".")
+        fmt = format_for_mime(image.content_type)
+        extension = fmt.extension if fmt else Path(image.path).suffix.lstrip(".")
         # Judged by the bytes, not the label: only a real PNG can take a chunk.
         if data.startswith(_PNG_SIGNATURE):
             tagged = embed_png_text(data, APP_TAG, json.dumps(record, ensure_ascii=False))

@@ -9,8 +9,6 @@ sink the others: it is reported as an `ImageFailure`.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import io
 from pathlib import Path
 from typing import Any
@@ -18,11 +16,17 @@ from typing import Any
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from backend.schema import MIME_TYPES, ImageFailure, ResultImage
+from backend.formats import (
+    DataURIError,
+    DataURITooLarge,
+    NotBase64DataURI,
+    decode_data_uri,
+    format_for_pillow,
+)
+from backend.schema import ImageFailure, ResultImage
 
 # A 1536x1024 PNG is a few MB; anything near this cap is not an image we asked for.
 MAX_RESULT_BYTES = 64 * 1024 * 1024
-_EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 
 
 async def fetch_images(
@@ -71,7 +75,7 @@ async def _fetch_one(
         return ImageFailure(index, "fal listed an image without a URL")
     try:
         if url.startswith("data:"):
-            data = _decode_data_uri(url)
+            data = _inline_image(url)
             source_url = None
         elif url.startswith(("https://", "http://")):
             data = await _download(http, url)
@@ -105,15 +109,15 @@ async def _download(http: httpx.AsyncClient, url: str) -> bytes:
     return b"".join(chunks)
 
 
-def _decode_data_uri(uri: str) -> bytes:
-    header, _, payload = uri.partition(",")
-    if ";base64" not in header:
-        raise _FetchFailed("fal sent an image data URI that is not base64")
-    if len(payload) > MAX_RESULT_BYTES * 4 // 3 + 4:
-        raise _FetchFailed("the image is larger than 64 MB")
+def _inline_image(uri: str) -> bytes:
+    """The bytes of a result fal sent inside its answer (sync_mode)."""
     try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
+        return decode_data_uri(uri, max_bytes=MAX_RESULT_BYTES)
+    except NotBase64DataURI:
+        raise _FetchFailed("fal sent an image data URI that is not base64") from None
+    except DataURITooLarge:
+        raise _FetchFailed("the image is larger than 64 MB") from None
+    except DataURIError:
         raise _FetchFailed("fal sent an image data URI that could not be decoded") from None
 
 
@@ -121,15 +125,17 @@ def _save(data: bytes, dest: Path, name: str, source_url: str | None) -> ResultI
     try:
         # open() reads the header only: size and format without decoding pixels.
         with Image.open(io.BytesIO(data)) as image:
-            fmt = image.format or ""
+            pillow_name = image.format or ""
             width, height = image.size
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         raise _FetchFailed("the file fal sent is not a readable image") from None
-    extension = _EXTENSIONS.get(fmt, fmt.lower() or "bin")
+    # Named and labelled as what the bytes are, whatever format was asked for.
+    fmt = format_for_pillow(pillow_name)
+    extension = fmt.extension if fmt else pillow_name.lower() or "bin"
+    content_type = fmt.mime if fmt else f"image/{extension}"
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / f"{name}.{extension}"
     path.write_bytes(data)
-    content_type = MIME_TYPES.get("jpeg" if extension == "jpg" else extension, f"image/{extension}")
     return ResultImage(
         path=str(path),
         content_type=content_type,

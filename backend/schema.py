@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.fields import FieldInfo
 
 from backend.errors import InvalidInput
+from backend.formats import format_named
 
 TEXT_TO_IMAGE_ENDPOINT = "fal-ai/gpt-image-1.5"
 EDIT_ENDPOINT = "fal-ai/gpt-image-1.5/edit"
@@ -41,7 +42,7 @@ NUM_IMAGES_MAX = 4
 PROMPT_MAX_CHARS = 32_000
 MAX_REFERENCE_IMAGES = 16
 
-MIME_TYPES: dict[str, str] = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+MIME_TYPES: dict[str, str] = {name: format_named(name).mime for name in OUTPUT_FORMATS}
 
 _FIELD_LABELS = {
     "prompt": "The prompt",

@@ -308,11 +308,11 @@ class RunService:
         try:
             return choose_key(
                 fal_key,
-                self.settings.fal_key,
+                self.settings.host_key,
                 host_requires_own=self.settings.require_user_key,
             )
         except MissingKey:
-            if self.settings.demo_mode and not self.settings.fal_key:
+            if self.settings.demo_mode and not self.settings.host_key:
                 return DEMO_KEY
             raise
 
@@ -326,7 +326,7 @@ class RunService:
             return KeyStatus("yours")
         settings = self.settings
         if settings.require_user_key:
-            return KeyStatus("required", demo=settings.demo_mode and not settings.fal_key)
+            return KeyStatus("required", demo=settings.demo_mode and not settings.host_key)
         if settings.has_host_key:
             return KeyStatus("host")
         return KeyStatus("missing", demo=settings.demo_mode)

@@ -1,7 +1,16 @@
-"""Settings read from the environment (and a `.env` file, loaded by app.py).
+"""Settings read from the environment and a `.env` file in the current directory.
 
 Every setting is listed, with a comment, in `.env.example`. Gradio reads its own
 (`GRADIO_SERVER_NAME`, `GRADIO_SERVER_PORT`, ...) itself.
+
+Design: `Settings` is a pydantic-settings model whose own sources are its
+keyword arguments only, so `Settings(fal_key=..., results_dir=...)` in code,
+tests and benchmarks means exactly what it says: a developer's exported FAL_KEY
+or a stray `.env` cannot change what a test runs with. `Settings.from_env()` is
+the one place that reads the host's variables, through pydantic-settings' own
+environment and `.env` sources, so names, types, minimums and precedence are
+declared once, on the fields. (One class rather than a model plus a loader
+subclass: the loader would have to repeat or re-derive every field.)
 """
 
 from __future__ import annotations
@@ -9,82 +18,27 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from backend.edits import INLINE_BUDGET_BYTES, INLINE_LIMIT_BYTES
 from backend.errors import InvalidInput
 
-
-@dataclass(frozen=True)
-class Settings:
-    # repr=False: a settings object in a log line or traceback must not show secrets.
-    fal_key: str | None = field(default=None, repr=False)
-    # A public Space should not spend its owner's money: visitors bring their own key.
-    require_user_key: bool = False
-    # Jobs one visitor may have running at once (0: no limit), so that nobody can
-    # hold every slot of a shared server.
-    max_jobs_per_visitor: int = 4
-    # Secret that encrypts a visitor's remembered key in their own browser; without
-    # it the "remember" option is hidden.
-    browser_secret: str | None = field(default=None, repr=False)
-    max_upload_mb: int = 50
-    # Results are also saved here with their prompt and parameters; None: not saved.
-    outputs_dir: Path | None = None
-    # With no key anywhere, run on placeholder images instead of refusing.
-    demo_mode: bool = True
-    concurrency_limit: int = 64
-    request_timeout_s: float = 300.0
-    poll_interval_s: float = 0.1
-    # Inside Gradio's upload folder: Gradio serves files from there as they are,
-    # where a file anywhere else is hashed and copied in on every display.
-    results_dir: Path = field(default_factory=lambda: gradio_upload_folder() / "gpt-image-studio")
-    # Where fal_client uploads files; None keeps fal's own hosts. Tests point
-    # these at a local fake; a proxy could too. (fal_client reads its run and
-    # queue hosts itself, from FAL_RUN_HOST and FAL_QUEUE_RUN_HOST.)
-    fal_rest_url: str | None = None
-    # Edit inputs up to this size go inline as data URIs, larger ones are
-    # uploaded (see backend/edits.py); a field so benchmarks can compare both.
-    inline_limit_bytes: int = INLINE_LIMIT_BYTES
-    inline_budget_bytes: int = INLINE_BUDGET_BYTES
-    fal_cdn_url: str | None = None
-
-    @property
-    def has_host_key(self) -> bool:
-        return bool(self.fal_key)
-
-    @property
-    def host_key_for_visitors(self) -> str | None:
-        """The key that serves visitors who bring none, unless they must bring one."""
-        return None if self.require_user_key else self.fal_key
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        defaults = cls()
-        return cls(
-            fal_key=(env.get("FAL_KEY") or "").strip() or None,
-            require_user_key=_bool(env, "STUDIO_REQUIRE_USER_KEY"),
-            max_jobs_per_visitor=_int(
-                env, "STUDIO_MAX_JOBS_PER_VISITOR", defaults.max_jobs_per_visitor, 0
-            ),
-            browser_secret=(env.get("STUDIO_BROWSER_SECRET") or "").strip() or None,
-            max_upload_mb=_int(env, "STUDIO_MAX_UPLOAD_MB", defaults.max_upload_mb, 1),
-            outputs_dir=_outputs_dir(env),
-            demo_mode=_bool(env, "STUDIO_DEMO_MODE", default=True),
-            concurrency_limit=_int(env, "STUDIO_CONCURRENCY_LIMIT", defaults.concurrency_limit, 1),
-            request_timeout_s=_float(
-                env, "STUDIO_REQUEST_TIMEOUT", defaults.request_timeout_s, minimum=5.0
-            ),
-            poll_interval_s=_float(
-                env, "STUDIO_POLL_INTERVAL", defaults.poll_interval_s, minimum=0.02
-            ),
-            results_dir=Path(env["STUDIO_RESULTS_DIR"])
-            if env.get("STUDIO_RESULTS_DIR")
-            else defaults.results_dir,
-            fal_rest_url=env.get("FAL_REST_URL") or None,
-            fal_cdn_url=env.get("FAL_CDN_URL") or None,
-        )
+ENV_PREFIX = "STUDIO_"
+# STUDIO_OUTPUTS_DIR values that turn saving off.
+_OFF = frozenset({"off", "none", "false", "0"})
+# Fields a benchmark may set but a host may not: they tune how the app talks
+# to fal, and no variable has ever named them.
+_NOT_FROM_ENVIRONMENT = frozenset({"inline_limit_bytes", "inline_budget_bytes"})
 
 
 def gradio_upload_folder() -> Path:
@@ -93,49 +47,190 @@ def gradio_upload_folder() -> Path:
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
 
 
-def _outputs_dir(env: Mapping[str, str]) -> Path | None:
-    """`outputs` beside the app by default; off on a Hugging Face Space (its disk is
-    shared and temporary), unless the host sets a folder. "off" turns it off."""
-    raw = env.get("STUDIO_OUTPUTS_DIR", "").strip()
-    if raw.lower() in ("off", "none", "false", "0"):
-        return None
-    if raw:
-        return Path(raw)
-    return None if env.get("SPACE_ID") else Path("outputs")
+class Settings(BaseSettings):
+    """The host's choices. Frozen; secrets are `SecretStr`, shown as stars in any repr."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        # `STUDIO_BROWSER_SECRET=` (as in .env.example) means "not set", not "".
+        env_ignore_empty=True,
+        frozen=True,
+        # Keyword arguments use the field names, also for fields whose variable
+        # is named otherwise (validation_alias).
+        validate_by_name=True,
+        extra="forbid",
+    )
+
+    # Not prefixed: the name fal's own tools read.
+    fal_key: SecretStr | None = Field(default=None, validation_alias="FAL_KEY")
+    # A public Space should not spend its owner's money: visitors bring their own key.
+    require_user_key: bool = False
+    # Jobs one visitor may have running at once (0: no limit), so that nobody can
+    # hold every slot of a shared server.
+    max_jobs_per_visitor: int = Field(default=4, ge=0)
+    # Secret that encrypts a visitor's remembered key in their own browser; without
+    # it the "remember" option is hidden.
+    browser_secret: SecretStr | None = None
+    max_upload_mb: int = Field(default=50, ge=1)
+    # Set by Hugging Face on a Space; from_env() turns saving outputs off there.
+    space_id: str | None = Field(default=None, validation_alias="SPACE_ID")
+    # Results are also saved here with their prompt and parameters; None: not saved.
+    outputs_dir: Path | None = None
+    # With no key anywhere, run on placeholder images instead of refusing.
+    demo_mode: bool = True
+    concurrency_limit: int = Field(default=64, ge=1)
+    request_timeout_s: float = Field(
+        default=300.0, ge=5, validation_alias=ENV_PREFIX + "REQUEST_TIMEOUT"
+    )
+    poll_interval_s: float = Field(
+        default=0.1, ge=0.02, validation_alias=ENV_PREFIX + "POLL_INTERVAL"
+    )
+    # Inside Gradio's upload folder: Gradio serves files from there as they are,
+    # where a file anywhere else is hashed and copied in on every display.
+    results_dir: Path = Field(default_factory=lambda: gradio_upload_folder() / "gpt-image-studio")
+    # Where fal_client uploads files; None keeps fal's own hosts. Tests point
+    # these at a local fake; a proxy could too. (fal_client reads its run and
+    # queue hosts itself, from FAL_RUN_HOST and FAL_QUEUE_RUN_HOST.)
+    fal_rest_url: str | None = Field(default=None, validation_alias="FAL_REST_URL")
+    fal_cdn_url: str | None = Field(default=None, validation_alias="FAL_CDN_URL")
+    # Edit inputs up to this size go inline as data URIs, larger ones are
+    # uploaded (see backend/edits.py); a field so benchmarks can compare both.
+    inline_limit_bytes: int = INLINE_LIMIT_BYTES
+    inline_budget_bytes: int = INLINE_BUDGET_BYTES
+
+    @field_validator("outputs_dir", mode="before")
+    @classmethod
+    def _off_means_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in _OFF:
+            return None
+        return value
+
+    @property
+    def host_key(self) -> str | None:
+        """The host's fal key as text; None when there is none."""
+        return _reveal(self.fal_key)
+
+    @property
+    def browser_secret_value(self) -> str | None:
+        return _reveal(self.browser_secret)
+
+    @property
+    def has_host_key(self) -> bool:
+        return self.host_key is not None
+
+    @property
+    def host_key_for_visitors(self) -> str | None:
+        """The key that serves visitors who bring none, unless they must bring one."""
+        return None if self.require_user_key else self.host_key
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Constructed directly: the arguments and nothing else (see the module's
+        # docstring). The environment is read by from_env() alone.
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The host's settings: from `env` alone if given, else from the environment
+        and `.env` (the environment wins). Raises InvalidInput, one sentence per
+        bad variable, naming it and what it must be."""
+        sources: list[EnvSettingsSource]
+        if env is None:
+            sources = [DotEnvSettingsSource(cls), EnvSettingsSource(cls)]
+        else:
+            sources = [_MappingSource(cls, env)]
+        values: dict[str, Any] = {}
+        for source in sources:  # later ones win
+            values.update(source())
+        # The .env source also passes on unknown STUDIO_ names (a setting of another
+        # version, a typo); as in the environment, those are not ours to refuse.
+        known = {_input_key(name) for name in cls.model_fields} - _NOT_FROM_ENVIRONMENT
+        values = {key: value for key, value in values.items() if key in known}
+        if "outputs_dir" not in values:
+            # `outputs` beside the app by default; off on a Hugging Face Space
+            # (its disk is shared and temporary), unless the host sets a folder.
+            values["outputs_dir"] = None if values.get("SPACE_ID") else Path("outputs")
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise InvalidInput(_describe_error(exc)) from None
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise InvalidInput(f"{name} must be true or false (it is '{raw}').")
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading a given mapping instead of
+    os.environ, so that from_env(mapping) follows exactly the same rules."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        self._given = env
+        super().__init__(settings_cls)
+
+    # The hook pydantic-settings' own .env source overrides to read a file.
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            name if self.case_sensitive else name.lower(): value
+            for name, value in self._given.items()
+            if not (self.env_ignore_empty and value == "")
+        }
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a whole number (it is '{raw}').") from None
-    if value < minimum:
-        raise InvalidInput(f"{name} must be at least {minimum} (it is {value}).")
-    return value
+def _reveal(secret: SecretStr | None) -> str | None:
+    text = secret.get_secret_value().strip() if secret is not None else ""
+    return text or None
 
 
-def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a number of seconds (it is '{raw}').") from None
-    if value < minimum:
-        raise InvalidInput(f"{name} must be at least {minimum} (it is {value}).")
-    return value
+def _input_key(name: str) -> str:
+    """The key a source gives a field's value under: its alias if it has one."""
+    alias = Settings.model_fields[name].validation_alias
+    return alias if isinstance(alias, str) else name
+
+
+def _env_name(field_name: str) -> str:
+    """The variable that sets a field."""
+    alias = Settings.model_fields[field_name].validation_alias
+    return alias if isinstance(alias, str) else (ENV_PREFIX + field_name).upper()
+
+
+def _field_named(key: str) -> str | None:
+    """The field a value was given for, by name or by alias."""
+    for name in Settings.model_fields:
+        if key in (name, _input_key(name)):
+            return name
+    return None
+
+
+# pydantic's error types, as what the variable must be.
+_MUST_BE = {
+    "bool_parsing": "true or false",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+}
+
+
+def _describe_error(exc: ValidationError) -> str:
+    """One sentence per bad variable: its name, what it must be, what it is."""
+    sentences = []
+    for error in exc.errors(include_url=False):
+        loc = error.get("loc", ())
+        field = _field_named(str(loc[0])) if loc else None
+        variable = _env_name(field) if field else "A setting"
+        kind = error.get("type", "")
+        raw = error.get("input")
+        if kind == "greater_than_equal":
+            minimum = (error.get("ctx") or {}).get("ge")
+            sentences.append(f"{variable} must be at least {minimum} (it is {raw}).")
+        elif kind in _MUST_BE:
+            # Fields in seconds end in _s, and their variables say so.
+            must = "a number of seconds" if field and field.endswith("_s") else _MUST_BE[kind]
+            sentences.append(f"{variable} must be {must} (it is '{raw}').")
+        else:
+            sentences.append(f"{variable} is not valid ({error.get('msg')}).")
+    return " ".join(sentences)

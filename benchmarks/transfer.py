@@ -16,7 +16,6 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from tests.fakefal import shared_fake
@@ -54,8 +53,9 @@ async def main(rounds: int) -> None:
     fal_client.client.REST_URL = FAKE.rest_url
     fal_client.client.CDN_URL = FAKE.cdn_url
     base = Settings(results_dir=Path(tempfile.mkdtemp()), poll_interval_s=0.02)
-    inline = ImageClient(replace(base, inline_limit_bytes=1 << 40, inline_budget_bytes=1 << 40))
-    upload = ImageClient(replace(base, inline_limit_bytes=0))
+    everything = {"inline_limit_bytes": 1 << 40, "inline_budget_bytes": 1 << 40}
+    inline = ImageClient(base.model_copy(update=everything))
+    upload = ImageClient(base.model_copy(update={"inline_limit_bytes": 0}))
     print(f"{'image':>10} | {'inline ms':>9} | {'upload ms':>9} | inline/upload")
     print(f"{'-' * 10} | {'-' * 9} | {'-' * 9} | {'-' * 13}")
     for target in (50_000, 250_000, 1_000_000, 2_000_000, 4_000_000, 12_000_000):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -83,7 +82,7 @@ async def test_each_call_uses_its_own_key_even_when_interleaved(client, fake):
 
 
 async def test_the_deadline_ends_a_request_that_never_finishes_and_cancels_it(settings, fake):
-    client = ImageClient(replace(settings, request_timeout_s=1.5))
+    client = ImageClient(settings.model_copy(update={"request_timeout_s": 1.5}))
     fake.inject(Fault.never_finish())
     with pytest.raises(DeadlineExceeded) as caught:
         await client.run(request(), choose_key(KEY_A, None))
@@ -130,7 +129,7 @@ async def test_a_body_fal_refuses_gives_its_reasons(client, fake):
     # Sent unvalidated on purpose (model_construct skips our checks) to see fal's 422.
     bad = TextToImageRequest.model_construct(
         prompt="p",
-        image_size="512x512",
+        image_size="512x512",  # type: ignore[arg-type]  # not a size fal offers: on purpose
         background="auto",
         quality="high",
         num_images=1,

@@ -54,7 +54,7 @@ def build_demo(service: RunService) -> gr.Blocks:
             )
             remember = gr.Checkbox(
                 label="Remember my key on this browser (stored encrypted in this browser only)",
-                visible=settings.browser_secret is not None,
+                visible=settings.browser_secret_value is not None,
                 elem_id="remember-key",
             )
             key_status = gr.Markdown(describe_key(service.key_status("")), elem_id="key-status")
@@ -101,8 +101,8 @@ def build_demo(service: RunService) -> gr.Blocks:
             queue=False,
             show_progress="hidden",
         )
-        if settings.browser_secret:
-            _remember_key(demo, settings.browser_secret, fal_key, remember)
+        if settings.browser_secret_value:
+            _remember_key(demo, settings.browser_secret_value, fal_key, remember)
     return demo
 
 

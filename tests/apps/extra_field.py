@@ -16,12 +16,12 @@ from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from backend import ImageClient, Settings  # noqa: E402
-from backend.demo import DemoClient  # noqa: E402
-from backend.endpoints import EDIT, GENERATE, Registry  # noqa: E402
-from backend.schema import EditRequest  # noqa: E402
-from backend.service import RunService  # noqa: E402
-from ui import build_demo, launch_options  # noqa: E402
+from backend import ImageClient, Settings
+from backend.demo import DemoClient
+from backend.endpoints import EDIT, GENERATE, Registry
+from backend.schema import EditRequest
+from backend.service import RunService
+from ui import build_demo, launch_options
 
 
 class EditWithModeration(EditRequest):
