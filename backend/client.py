@@ -16,7 +16,6 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import fal_client
@@ -35,9 +34,32 @@ from backend.errors import (
     redact,
 )
 from backend.keys import KeyChoice
+from backend.progress import (
+    Fetching,
+    Finished,
+    Progress,
+    Queued,
+    Running,
+    Submitted,
+    Uploading,
+)
 from backend.results import fetch_images
 from backend.schema import EditRequest, GenerationResult, TextToImageRequest, Timings
 from backend.settings import Settings
+
+# The progress types moved to backend.progress; importing them from here still works.
+__all__ = [
+    "Fetching",
+    "Finished",
+    "ImageClient",
+    "Job",
+    "Progress",
+    "Queued",
+    "Running",
+    "Submitted",
+    "Uploading",
+    "until_stopped",
+]
 
 log = logging.getLogger("studio.fal")
 
@@ -49,50 +71,6 @@ Job = TextToImageRequest | EditRequest | EditDraft
 # Clients kept per key: reusing one keeps its TLS connections warm; the cap
 # bounds memory on a busy public Space with many visitors' keys.
 _MAX_CACHED_CLIENTS = 256
-
-
-# --- Progress: a small sum type the UI renders --------------------------------
-
-
-@dataclass(frozen=True)
-class Uploading:
-    count: int
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Submitted:
-    request_id: str
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Queued:
-    request_id: str
-    position: int
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Running:
-    request_id: str
-    logs: tuple[str, ...]  # every log line so far
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Fetching:
-    request_id: str
-    count: int
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Finished:
-    result: GenerationResult
-
-
-Progress = Uploading | Submitted | Queued | Running | Fetching | Finished
 
 
 class ImageClient:
