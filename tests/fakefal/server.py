@@ -794,6 +794,8 @@ class FakeFal:
             return _Drop()
         if fault.kind == "malformed_result":
             return _Reply(200, b'{"images": [{"url": "https://', "application/json")
+        if fault.kind == "fields_missing":
+            return _json(200, {"message": "an answer of another shape"})
         if fault.kind == "truncated_result":
             body = (
                 sub._result_body
