@@ -1,11 +1,13 @@
-"""The one place that talks to fal: submit, follow the queue, fetch the images.
+"""Running a request at fal: submit, follow the queue, fetch the images.
 
 `ImageClient.stream(request, key)` is an async generator of `Progress` events
-ending with `Finished(result)`. It uses `fal_client.AsyncClient(key=...)` (one
-per key, never the module-level shared client that caches the first key it
-saw), polls the queue itself so that it can report progress, keeps a deadline,
-and cancels the request at fal when the deadline passes or the caller is
-cancelled (the Stop button, a closed tab).
+ending with `Finished(result)`. It reaches fal through backend/fal.py (a
+client per key), polls the queue itself so that it can report progress, keeps
+a deadline, and cancels the request at fal when the deadline passes or the
+caller is cancelled (the Stop button, a closed tab).
+
+Every failure ends as a `StudioError`: fal's own failures as the sentence for
+them; a bug here as `InternalError`, its traceback in the log.
 """
 
 from __future__ import annotations
@@ -14,30 +16,50 @@ import asyncio
 import logging
 import time
 import traceback
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import fal_client
 import httpx
 
+from backend import fal
 from backend.edits import EditDraft, needs_upload, send_inputs
 from backend.errors import (
     Cancelled,
+    InternalError,
     ResultUnavailable,
-    ServiceUnavailable,
     StudioError,
     deadline_exceeded,
     from_completed_error,
     from_http_status,
-    from_transport_error,
     redact,
 )
 from backend.keys import KeyChoice
+from backend.progress import (
+    Fetching,
+    Finished,
+    Progress,
+    Queued,
+    Running,
+    Submitted,
+    Uploading,
+)
 from backend.results import fetch_images
 from backend.schema import EditRequest, GenerationResult, TextToImageRequest, Timings
 from backend.settings import Settings
+
+# The progress types moved to backend.progress; importing them from here still works.
+__all__ = [
+    "Fetching",
+    "Finished",
+    "ImageClient",
+    "Job",
+    "Progress",
+    "Queued",
+    "Running",
+    "Submitted",
+    "Uploading",
+    "until_stopped",
+]
 
 log = logging.getLogger("studio.fal")
 
@@ -46,81 +68,19 @@ Request = TextToImageRequest | EditRequest
 # What stream() takes: a ready request, or an edit whose images are still local.
 Job = TextToImageRequest | EditRequest | EditDraft
 
-# Clients kept per key: reusing one keeps its TLS connections warm; the cap
-# bounds memory on a busy public Space with many visitors' keys.
-_MAX_CACHED_CLIENTS = 256
-
-
-# --- Progress: a small sum type the UI renders --------------------------------
-
-
-@dataclass(frozen=True)
-class Uploading:
-    count: int
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Submitted:
-    request_id: str
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Queued:
-    request_id: str
-    position: int
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Running:
-    request_id: str
-    logs: tuple[str, ...]  # every log line so far
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Fetching:
-    request_id: str
-    count: int
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class Finished:
-    result: GenerationResult
-
-
-Progress = Uploading | Submitted | Queued | Running | Fetching | Finished
-
 
 class ImageClient:
     """Runs requests against fal's queue with per-call keys and a deadline."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._clients: OrderedDict[str, fal_client.AsyncClient] = OrderedDict()
+        # fal's calls (not the whole request: that is the deadline's) give up after 60 s.
+        self._fal = fal.Clients(timeout_s=min(60.0, settings.request_timeout_s))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: httpx.AsyncClient | None = None
-        _point_uploads_at(settings)
+        fal.point_uploads_at(settings.fal_rest_url, settings.fal_cdn_url)
 
     # -- clients -----------------------------------------------------------
-
-    def _client_for(self, key: str) -> fal_client.AsyncClient:
-        self._bind_loop()
-        client = self._clients.get(key)
-        if client is None:
-            client = fal_client.AsyncClient(
-                key=key, default_timeout=min(60.0, self._settings.request_timeout_s)
-            )
-            self._clients[key] = client
-            if len(self._clients) > _MAX_CACHED_CLIENTS:
-                # Dropping (not closing) is safe: a request still using it holds a reference.
-                self._clients.popitem(last=False)
-        else:
-            self._clients.move_to_end(key)
-        return client
 
     def http(self) -> httpx.AsyncClient:
         """The shared client that downloads fal's result files (no key sent)."""
@@ -134,11 +94,10 @@ class ImageClient:
         return self._http
 
     def _bind_loop(self) -> None:
-        # httpx and fal_client's clients belong to the loop that made them.
+        # An httpx client belongs to the loop that made it (fal.Clients does the same).
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             self._loop = loop
-            self._clients.clear()
             self._http = None
 
     async def aclose(self) -> None:
@@ -158,10 +117,10 @@ class ImageClient:
     async def stream(self, job: Job, key: KeyChoice) -> AsyncIterator[Progress]:
         started = time.monotonic()
         deadline = started + self._settings.request_timeout_s
-        client = self._client_for(key.key)
-        handle: Any = None
+        submission: fal.Submission | None = None
         completed = False  # once fal says COMPLETED there is nothing left to cancel
         try:
+            client = self._fal.for_key(key.key)
             if isinstance(job, EditDraft):
                 limits = {
                     "inline_limit": self._settings.inline_limit_bytes,
@@ -175,30 +134,30 @@ class ImageClient:
                 request = job
             arguments = request.to_arguments()
             endpoint = request.endpoint
-            handle = await _within(deadline, client.submit(endpoint, arguments))
-            request_id: str = handle.request_id
+            submission = await _within(deadline, client.submit(endpoint, arguments))
+            request_id = submission.request_id
             log.info("submitted %s request %s (%s)", endpoint, request_id, key.source)
             yield Submitted(request_id, time.monotonic() - started)
 
             queued_until = running_since = time.monotonic()
             seen_running = False
-            status: Any = None
             # Polls keep their own beat: the time the caller spends showing an event
             # (a round trip through Gradio) does not push every later poll back. Under
             # load, when an answer takes longer than the beat, half a beat of rest
             # still follows it, so slow answers do not mean back-to-back polls.
             beat = submitted = time.monotonic()
             while True:
-                status = await _within(deadline, handle.status(with_logs=True))
+                status = await _within(deadline, submission.status())
                 now = time.monotonic()
-                if isinstance(status, fal_client.Queued):
+                if isinstance(status, fal.InQueue):
                     queued_until = now
                     yield Queued(request_id, status.position, now - started)
-                elif isinstance(status, fal_client.InProgress):
+                elif isinstance(status, fal.InProgress):
                     if not seen_running:
                         seen_running, running_since = True, now
-                    yield Running(request_id, _log_lines(status.logs), now - started)
-                elif isinstance(status, fal_client.Completed):
+                    yield Running(request_id, status.logs, now - started)
+                else:
+                    done = status
                     if not seen_running:
                         running_since = queued_until
                     break
@@ -208,7 +167,7 @@ class ImageClient:
 
             completed = True
             completed_at = time.monotonic()
-            output = await _result_of(handle, status, deadline)
+            output = await _result_of(submission, done, deadline)
             images_json = output.get("images") if isinstance(output, dict) else None
             if not isinstance(images_json, list) or not images_json:
                 raise ResultUnavailable(
@@ -251,7 +210,7 @@ class ImageClient:
                     total_s=finished_at - started,
                 ),
                 key_source=key.source,
-                metrics=dict(getattr(status, "metrics", None) or {}),
+                metrics=done.metrics,
             )
             log.info(
                 "finished %s in %.2fs: %d image(s), %d failed%s",
@@ -264,23 +223,23 @@ class ImageClient:
             yield Finished(result)
         except asyncio.CancelledError:
             # The user pressed Stop or went away: don't leave fal working (and billing).
-            if handle is not None and not completed:
-                await _cancel_quietly(handle)
-                log.info("cancelled request %s at the user's request", handle.request_id)
+            if submission is not None and not completed:
+                await _cancel_quietly(submission)
+                log.info("cancelled request %s at the user's request", submission.request_id)
             raise
         except Exception as exc:
-            error = _as_studio_error(exc, self._settings.request_timeout_s, handle is not None)
-            if handle is not None and not completed:
+            error = _as_studio_error(exc, self._settings.request_timeout_s, submission is not None)
+            if submission is not None and not completed:
                 # Given up (deadline, network, an error while polling): fal must stop too.
-                await _cancel_quietly(handle)
-            where = handle.request_id if handle is not None else "before submission"
+                await _cancel_quietly(submission)
+            where = submission.request_id if submission is not None else "before submission"
             log.warning(
                 "request %s failed: %s: %s",
                 where,
                 type(error).__name__,
                 redact(error.detail or error.message, key.key),
             )
-            if not isinstance(exc, _EXPECTED_FAILURES):
+            if isinstance(error, InternalError):
                 log.error("unexpected failure:\n%s", redact(_traceback(exc), key.key))
             raise error from None
 
@@ -368,15 +327,15 @@ async def _within(deadline: float, awaitable: Awaitable[T]) -> T:
         raise _DeadlinePassed() from None
 
 
-async def _cancel_quietly(handle: Any) -> None:
+async def _cancel_quietly(submission: fal.Submission) -> None:
     """Ask fal to cancel; shielded so a cancelled caller still sends it."""
     try:
-        await asyncio.shield(asyncio.wait_for(handle.cancel(), 10))
+        await asyncio.shield(asyncio.wait_for(submission.cancel(), 10))
     except (Exception, asyncio.CancelledError) as exc:  # best effort: we are already failing
-        log.info("cancel of %s not confirmed: %s", handle.request_id, type(exc).__name__)
+        log.info("cancel of %s not confirmed: %s", submission.request_id, type(exc).__name__)
 
 
-async def _result_of(handle: Any, status: Any, deadline: float) -> Any:
+async def _result_of(submission: fal.Submission, done: fal.Completed, deadline: float) -> Any:
     """The output of a COMPLETED request, or the error it completed with.
 
     On COMPLETED with an error the result is fetched anyway: a 422 there carries
@@ -384,82 +343,42 @@ async def _result_of(handle: Any, status: Any, deadline: float) -> Any:
     failure, and the status' own `error` says more.
     """
     try:
-        output = await _within(deadline, _fetch_result(handle))
-    except fal_client.client.FalClientHTTPError as exc:
-        if status.error and (exc.status_code >= 500 or _is_cancel_error(status.error)):
-            raise _completed_failure(status) from None
+        output = await _within(deadline, submission.result())
+    except fal.FalHTTPError as exc:
+        if done.error and (exc.status_code >= 500 or _is_cancel_error(done.error)):
+            raise _completed_failure(done) from None
         raise
-    if status.error:
-        raise _completed_failure(status)
+    if done.error:
+        raise _completed_failure(done)
     return output
 
 
-async def _fetch_result(handle: Any) -> Any:
-    """One GET of the result, with fal_client's own retries and errors.
-
-    `handle.get()` would first poll the status again, which we have just seen
-    COMPLETED: a round trip (~50 ms) for nothing. These are the calls it then
-    makes (fal-client 1.0.x), so retries and `FalClientHTTPError` stay the same.
-    """
-    response = await fal_client.client._async_maybe_retry_request(
-        handle.client, "GET", handle.response_url, timeout=fal_client.client.QUEUE_POLL_TIMEOUT
-    )
-    return response.json()
-
-
-def _completed_failure(status: Any) -> StudioError:
-    if _is_cancel_error(status.error):
-        return Cancelled(detail=f"completed as cancelled: {status.error}")
-    return from_completed_error(status.error, status.error_type)
-
-
-# Failures with a known meaning; anything else is a bug, logged with its traceback.
-_EXPECTED_FAILURES = (
-    StudioError,
-    _DeadlinePassed,
-    fal_client.client.FalClientHTTPError,
-    httpx.HTTPError,
-    OSError,
-    ValueError,
-    KeyError,
-    TypeError,
-)
+def _completed_failure(done: fal.Completed) -> StudioError:
+    if _is_cancel_error(done.error):
+        return Cancelled(detail=f"completed as cancelled: {done.error}")
+    return from_completed_error(done.error, done.error_type)
 
 
 def _as_studio_error(exc: Exception, timeout_s: float, submitted: bool) -> StudioError:
-    """What the user is told about `exc`; its technical side goes to `detail`."""
+    """What the user is told about `exc`; its technical side goes to `detail`.
+
+    fal's failures arrive as StudioErrors (backend/fal.py reads them: unreadable
+    answers, network trouble) or as `FalHTTPError`; the deadline as
+    `_DeadlinePassed`. Anything else is a bug of ours, and says so: calling it
+    fal's fault would send the user to retry what will fail again.
+    """
     if isinstance(exc, StudioError):
         return exc
     if isinstance(exc, _DeadlinePassed):
         return deadline_exceeded(timeout_s, submitted=submitted)
-    if isinstance(exc, fal_client.client.FalClientHTTPError):
-        return from_http_status(exc.status_code, exc.message, exc.error_type)
-    if isinstance(exc, (httpx.HTTPError, OSError)):
-        return from_transport_error(exc)
-    if isinstance(exc, (ValueError, KeyError, TypeError)):
-        # A malformed answer: fal_client fails parsing it (not JSON, fields missing).
-        return ServiceUnavailable(
-            "fal sent an answer that could not be read. Try again in a moment.",
-            detail=f"unreadable answer: {exc!r}"[:300],
-        )
-    return StudioError(detail=f"unexpected {type(exc).__name__}: {exc}"[:300])
+    if isinstance(exc, fal.FalHTTPError):
+        return from_http_status(exc.status_code, exc.detail, exc.error_type)
+    return InternalError(detail=f"unexpected {type(exc).__name__}: {exc}"[:300])
 
 
 def _traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)).rstrip()
 
 
-def _log_lines(logs: list[dict[str, Any]] | None) -> tuple[str, ...]:
-    return tuple(str(entry.get("message", "")) for entry in logs or [] if entry.get("message"))
-
-
-def _is_cancel_error(error: str) -> bool:
+def _is_cancel_error(error: Any) -> bool:
     return "cancel" in str(error).lower()
-
-
-def _point_uploads_at(settings: Settings) -> None:
-    # fal_client reads these module globals at call time (see DESIGN.md).
-    if settings.fal_rest_url:
-        fal_client.client.REST_URL = settings.fal_rest_url.rstrip("/")
-    if settings.fal_cdn_url:
-        fal_client.client.CDN_URL = settings.fal_cdn_url.rstrip("/")

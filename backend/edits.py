@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import fal_client
-
+from backend import fal
 from backend.errors import InvalidInput
 from backend.images import PreparedImage
 from backend.masks import Mask
@@ -78,7 +77,7 @@ def draft_edit(
 
 
 async def send_inputs(
-    client: fal_client.AsyncClient,
+    client: fal.Client,
     draft: EditDraft,
     *,
     inline_limit: int = INLINE_LIMIT_BYTES,
@@ -141,8 +140,8 @@ def _inline_choice(sizes: list[int], limit: int, budget: int) -> list[bool]:
 
 
 async def _url_for(
-    client: fal_client.AsyncClient, data: bytes, content_type: str, file_name: str, inline: bool
+    client: fal.Client, data: bytes, content_type: str, file_name: str, inline: bool
 ) -> str:
     if inline:
-        return fal_client.encode(data, content_type)
-    return str(await client.upload(data, content_type, file_name))
+        return fal.encode(data, content_type)
+    return await client.upload(data, content_type, file_name)

@@ -78,6 +78,19 @@ class NetworkTrouble(ServiceUnavailable):
     default_message = "Could not reach fal (network trouble). Check the connection and try again."
 
 
+class UnreadableAnswer(ServiceUnavailable):
+    """fal answered, but not in a shape fal_client could read: not JSON, or JSON
+    without the fields it expects. `detail` says what was wrong, and where."""
+
+    default_message = "fal sent an answer that could not be read. Try again in a moment."
+
+
+class InternalError(StudioError):
+    """A bug here, not a problem of fal's or of the input: the traceback is in the log."""
+
+    default_message = "Something went wrong on our side; the details are in the server log."
+
+
 class DeadlineExceeded(StudioError):
     default_message = "The request took too long and was cancelled at fal. Try again later."
 

@@ -170,10 +170,9 @@ def use_fake_env(env: Mapping[str, str]) -> None:
     if "fal_client" in sys.modules:
         raise RuntimeError("fal_client was imported before the fake's env was set")
     os.environ.update(env)
-    import fal_client
+    from backend.fal import point_uploads_at  # imports fal_client: after the env
 
-    fal_client.client.REST_URL = env["FAL_REST_URL"]
-    fal_client.client.CDN_URL = env["FAL_CDN_URL"]
+    point_uploads_at(env["FAL_REST_URL"], env["FAL_CDN_URL"])
 
 
 @dataclass

@@ -83,14 +83,12 @@ def main(smoke: bool, app_path: Path = APP) -> None:
 
 
 async def _measure(paths: list[Path], editor: dict[str, Any], rounds: int) -> None:
-    import fal_client
-
-    from backend import draft_edit
+    from backend import draft_edit, fal
     from backend.edits import send_inputs
     from backend.images import prepare_image
     from backend.masks import mask_from_editor
 
-    client = fal_client.AsyncClient(key=HOST_KEY)
+    client = fal.Client(HOST_KEY, timeout_s=60.0)  # as ImageClient makes it
 
     def read_and_prepare() -> list[Any]:
         return [prepare_image(path.read_bytes(), name=path.name) for path in paths]

@@ -22,11 +22,11 @@ from tests.fakefal import shared_fake
 
 FAKE = shared_fake(latency=0.0)  # before fal_client is imported: it reads the hosts once
 
-import fal_client  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from backend import ImageClient, Settings, choose_key, draft_edit  # noqa: E402
+from backend.fal import point_uploads_at  # noqa: E402
 from backend.images import prepare_image  # noqa: E402
 
 KEY = "bench000-0000-4000-8000-000000000000:00000000000000000000000000000000"
@@ -50,8 +50,7 @@ async def one_edit(client: ImageClient, data: bytes) -> float:
 
 
 async def main(rounds: int) -> None:
-    fal_client.client.REST_URL = FAKE.rest_url
-    fal_client.client.CDN_URL = FAKE.cdn_url
+    point_uploads_at(FAKE.rest_url, FAKE.cdn_url)
     base = Settings(results_dir=Path(tempfile.mkdtemp()), poll_interval_s=0.02)
     everything = {"inline_limit_bytes": 1 << 40, "inline_budget_bytes": 1 << 40}
     inline = ImageClient(base.model_copy(update=everything))

@@ -1,7 +1,8 @@
 """Shared fixtures: the fake fal service, the real app server, a real browser.
 
 fal_client reads its run and queue hosts from the environment once, at import,
-so the fake's addresses are fixed here before anything imports fal_client.
+so the fake's addresses are fixed here before anything imports fal_client; its
+upload hosts are set through backend/fal.py right after.
 """
 
 from __future__ import annotations
@@ -33,10 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 HOST_KEY = "host0000-0000-4000-8000-000000000000:00000000000000000000000000000000"
 
-import fal_client  # noqa: E402  (after the environment names the fake)
+from backend.fal import point_uploads_at  # noqa: E402  (imports fal_client: after the env)
 
-fal_client.client.REST_URL = FAKE.rest_url
-fal_client.client.CDN_URL = FAKE.cdn_url
+point_uploads_at(FAKE.rest_url, FAKE.cdn_url)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -19,13 +22,18 @@ from backend import (
     TextToImageRequest,
     choose_key,
 )
+from backend.edits import draft_edit
 from backend.errors import (
     DeadlineExceeded,
+    InternalError,
     KeyRejected,
     RequestRefused,
     ResultUnavailable,
     ServiceUnavailable,
+    UnreadableAnswer,
 )
+from backend.images import prepare_image
+from backend.masks import Mask
 from tests.fakefal import FakeFal, Fault
 from tests.fakefal.records import RecordedHTTP
 
@@ -146,6 +154,89 @@ async def test_an_unreadable_answer_is_reported_not_raised_raw(client, fake):
     with pytest.raises(ServiceUnavailable) as caught:
         await client.run(request(), choose_key(KEY_A, None))
     assert "could not be read" in caught.value.message
+    assert isinstance(caught.value, UnreadableAnswer)
+    assert caught.value.detail.startswith("unreadable answer: JSONDecodeError(")
+
+
+# ---- errors that tell the truth: fal's unreadable answers, and our own bugs --------------
+
+UNREADABLE = "fal sent an answer that could not be read. Try again in a moment."
+INTERNAL = "Something went wrong on our side; the details are in the server log."
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("fault", "where"),
+    [
+        pytest.param(Fault.malformed_answer("submit"), "submit", id="submit-not-json"),
+        pytest.param(Fault.fields_missing("submit"), "submit", id="submit-fields-missing"),
+        pytest.param(Fault.malformed_answer("status"), "status", id="status-not-json"),
+        pytest.param(Fault.fields_missing("status"), "status", id="status-fields-missing"),
+        # A result is any JSON: one without images is ResultUnavailable (tested above).
+        pytest.param(Fault.malformed_answer("result"), "result", id="result-not-json"),
+        pytest.param(Fault.malformed_answer("upload"), "upload", id="upload-not-json"),
+        pytest.param(Fault.fields_missing("upload"), "upload", id="upload-fields-missing"),
+    ],
+)
+async def test_an_answer_fal_client_cannot_read_is_unreadable_wherever_it_comes(
+    settings, fake, caplog, fault, where
+):
+    """Not JSON, or JSON without the fields fal_client reads, at each call to fal."""
+    client = ImageClient(settings.model_copy(update={"inline_limit_bytes": 0}))  # all uploaded
+    # An upload is tried at fal's CDN, then at its REST storage: both answer so.
+    fake.inject(fault, times=2 if where == "upload" else 1)
+    job = draft_edit([prepare_image(png_bytes(64, 48))], None, prompt="p")
+    caplog.set_level(logging.INFO, logger="studio")
+    try:
+        with pytest.raises(UnreadableAnswer) as caught:
+            await client.run(job, choose_key(KEY_A, None))
+    finally:
+        await client.aclose()
+    assert caught.value.message == UNREADABLE
+    assert caught.value.detail.startswith("unreadable answer: ")
+    assert caught.value.detail.endswith(f"(to the {where})")
+    assert "unreadable answer" in caplog.text
+    assert "unexpected failure" not in caplog.text and "Traceback" not in caplog.text
+    if where == "upload":
+        assert fake.submissions == [], "no request without its image"
+    if where == "status":
+        [sub] = fake.submissions
+        await asyncio.to_thread(fake.wait_until, lambda: sub.cancelled, 10, "the cancel")
+
+
+class _MaskThatBreaks(Mask):
+    """A test double: a mask whose PNG encoding fails, as a bug of ours would."""
+
+    @property
+    def png(self) -> bytes:
+        raise RuntimeError(f"the mask encoder broke (with {KEY_A} in its message)")
+
+
+async def test_a_bug_of_ours_is_an_internal_error_with_its_traceback_in_the_log(
+    client, fake, caplog
+):
+    """A RuntimeError in our code is not blamed on fal (nor is a ValueError or
+    KeyError, as they were): one sentence, and the traceback, without the key, in the log."""
+    edit = np.zeros((48, 64), dtype=bool)
+    edit[10:20, 10:20] = True
+    job = draft_edit([prepare_image(png_bytes(64, 48))], _MaskThatBreaks(edit), prompt="p")
+    caplog.set_level(logging.INFO, logger="studio")
+    with pytest.raises(InternalError) as caught:
+        await client.run(job, choose_key(KEY_A, None))
+    assert caught.value.message == INTERNAL
+    assert "RuntimeError" in caught.value.detail
+    [logged] = [r for r in caplog.records if "unexpected failure" in r.getMessage()]
+    assert logged.levelno == logging.ERROR
+    text = logged.getMessage()
+    assert "Traceback (most recent call last)" in text
+    assert "in png" in text and "RuntimeError: the mask encoder broke" in text
+    assert KEY_A not in caplog.text and "[key]" in text
+    assert fake.submissions == [], "nothing was sent"
 
 
 async def test_network_trouble_ends_in_a_sentence_after_fal_clients_own_retries(

@@ -44,18 +44,19 @@ except (RuntimeError, OSError) as exc:  # fal_client already points somewhere un
 import fal_client
 from fal_client import Completed, FalClientHTTPError, InProgress, Queued
 
+from backend.fal import point_uploads_at
+
 pytestmark = pytest.mark.timeout(60)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch):
+def fake():
     FAKE.reset()
     FAKE.latency = 0.05
-    # Module globals read at call time (storage token, uploads).
-    monkeypatch.setattr(fal_client.client, "REST_URL", FAKE.rest_url)
-    monkeypatch.setattr(fal_client.client, "CDN_URL", FAKE.cdn_url)
+    # Storage token and uploads: fal_client reads their hosts when it uploads.
+    point_uploads_at(FAKE.rest_url, FAKE.cdn_url)
     yield FAKE
     assert FAKE.internal_errors == []
 

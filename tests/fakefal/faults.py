@@ -39,6 +39,7 @@ FaultKind = Literal[
     "http_error",
     "drop_connection",
     "malformed_result",
+    "fields_missing",
     "truncated_result",
     "complete_with_error",
     "content_policy",
@@ -51,7 +52,7 @@ FaultKind = Literal[
 
 # Faults that replace one HTTP answer (at `where`) rather than change the run.
 TRANSPORT_KINDS: frozenset[str] = frozenset(
-    {"http_error", "drop_connection", "malformed_result", "truncated_result"}
+    {"http_error", "drop_connection", "malformed_result", "fields_missing", "truncated_result"}
 )
 CONTENT_POLICY_MESSAGE = (
     "The request was rejected by the content policy: the prompt may contain content "
@@ -104,7 +105,18 @@ class Fault:
     @classmethod
     def malformed_result(cls, *, hits: int | None = None) -> Fault:
         """The result fetch answers 200 with a body that is not JSON."""
-        return cls("malformed_result", where="result", hits=hits)
+        return cls.malformed_answer("result", hits=hits)
+
+    @classmethod
+    def malformed_answer(cls, where: Where, *, hits: int | None = None) -> Fault:
+        """The answer at `where` is 200 with a body that is not JSON."""
+        return cls("malformed_result", where=where, hits=hits)
+
+    @classmethod
+    def fields_missing(cls, where: Where, *, hits: int | None = None) -> Fault:
+        """The answer at `where` is 200 with JSON, but none of the fields fal sends
+        there (no `request_id`, `status`, `access_url`, `upload_url`, `images`)."""
+        return cls("fields_missing", where=where, hits=hits)
 
     @classmethod
     def truncated_result(cls, *, hits: int | None = None) -> Fault:

@@ -10,8 +10,9 @@ Typical conftest.py (at the very top, before anything imports fal_client):
     FAKE = shared_fake()          # binds, exports env, starts; one per process
     import fal_client             # now points at the fake
 
-and a fixture that calls `FAKE.reset()` and sets `fal_client.client.REST_URL` /
-`CDN_URL` to `FAKE.rest_url` / `FAKE.cdn_url` (restoring them afterwards).
+and `backend.fal.point_uploads_at(FAKE.rest_url, FAKE.cdn_url)` for uploads (the
+app's one place that sets fal_client's upload hosts), and a fixture that calls
+`FAKE.reset()`.
 """
 
 from __future__ import annotations

@@ -402,8 +402,8 @@ class FakeFal:
 
         FAL_RUN_HOST / FAL_QUEUE_RUN_HOST must be set before fal_client is imported;
         SSL_CERT_FILE before any httpx client is made. fal_client ignores
-        FAL_REST_URL / FAL_CDN_URL: assign them to fal_client.client.REST_URL and
-        CDN_URL (module globals read at call time).
+        FAL_REST_URL / FAL_CDN_URL; the app's Settings read them and pass them to
+        `backend.fal.point_uploads_at`, which sets fal_client's upload hosts.
         """
         return {
             "FAL_RUN_HOST": self.run_host,
@@ -794,6 +794,8 @@ class FakeFal:
             return _Drop()
         if fault.kind == "malformed_result":
             return _Reply(200, b'{"images": [{"url": "https://', "application/json")
+        if fault.kind == "fields_missing":
+            return _json(200, {"message": "an answer of another shape"})
         if fault.kind == "truncated_result":
             body = (
                 sub._result_body

@@ -1,0 +1,225 @@
+"""The app's one door to fal_client: no other module imports it.
+
+What the app uses of fal's client library is here, through its public API
+only: a client per key (`Clients`), submit, status with logs, the result,
+cancel, uploads, data URIs (`encode`), and where uploads go
+(`point_uploads_at`). An upgrade of fal_client that changes what we rely on
+shows up here and in tests/test_fal.py, not all over the app.
+
+What comes out of a call that failed:
+- `FalHTTPError`: fal answered with an HTTP error (after fal_client's retries);
+- `UnreadableAnswer`: fal answered, but fal_client could not read the answer
+  (not JSON, or JSON without the fields it expects);
+- `NetworkTrouble`: the answer never arrived whole (after fal_client's retries).
+Anything else is a bug, and is let through as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import fal_client
+import httpx
+
+from backend.errors import UnreadableAnswer, from_transport_error
+
+T = TypeVar("T")
+
+# Clients kept per key: reusing one keeps its TLS connections warm; the cap
+# bounds memory on a busy public Space with many visitors' keys.
+MAX_CACHED_CLIENTS = 256
+
+
+class FalHTTPError(Exception):
+    """fal answered with an HTTP error status, after fal_client's own retries."""
+
+    def __init__(self, status_code: int, detail: Any, error_type: str | None) -> None:
+        self.status_code = status_code
+        self.detail = detail  # fal's `detail`: a string, or FastAPI's list of {loc, msg, type}
+        self.error_type = error_type
+        super().__init__(f"HTTP {status_code} ({error_type}): {detail}")
+
+
+# --- where a request is: fal's three states, as plain values ---------------------------
+
+
+@dataclass(frozen=True)
+class InQueue:
+    position: int
+
+
+@dataclass(frozen=True)
+class InProgress:
+    logs: tuple[str, ...]  # the message of every log line so far
+
+
+@dataclass(frozen=True)
+class Completed:
+    metrics: dict[str, Any]
+    error: Any = None  # fal's `error` when it finished with one: mostly text, maybe a list
+    error_type: str | None = None
+
+
+Status = InQueue | InProgress | Completed
+
+
+# --- clients ----------------------------------------------------------------------------
+
+
+class Clients:
+    """A fal client per key, made on first use and kept, the least recently used
+    dropped first beyond `cap`.
+
+    Each key gets its own `fal_client.AsyncClient(key=...)`: fal_client's
+    module-level client caches the first key it sees, and visitors bring their own.
+    """
+
+    def __init__(self, *, timeout_s: float, cap: int = MAX_CACHED_CLIENTS) -> None:
+        self._timeout_s = timeout_s
+        self._cap = cap
+        self._clients: OrderedDict[str, Client] = OrderedDict()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def for_key(self, key: str) -> Client:
+        # fal_client's httpx clients belong to the event loop that first used them.
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop = loop
+            self._clients.clear()
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = Client(key, timeout_s=self._timeout_s)
+            if len(self._clients) > self._cap:
+                # Dropping (not closing) is safe: a request still using it holds a reference.
+                self._clients.popitem(last=False)
+        else:
+            self._clients.move_to_end(key)
+        return client
+
+
+class Client:
+    """fal for one key: submit a request, upload a file."""
+
+    def __init__(self, key: str, *, timeout_s: float) -> None:
+        self._fal = fal_client.AsyncClient(key=key, default_timeout=timeout_s)
+
+    async def submit(self, endpoint: str, arguments: dict[str, Any]) -> Submission:
+        handle = await _answer("submit", self._fal.submit(endpoint, arguments))
+        return Submission(handle)
+
+    async def upload(self, data: bytes, content_type: str, file_name: str) -> str:
+        """Upload to fal's storage (its CDN, or its REST storage if that fails); the URL."""
+        url = await _answer("upload", self._fal.upload(data, content_type, file_name))
+        return str(url)
+
+
+class Submission:
+    """A request in fal's queue."""
+
+    def __init__(self, handle: fal_client.AsyncRequestHandle) -> None:
+        self._handle = handle
+        self.request_id: str = handle.request_id
+
+    async def status(self) -> Status:
+        """Where the request is now, with every log line so far."""
+        status = await _answer("status", self._handle.status(with_logs=True))
+        return _status_of(status)
+
+    async def result(self) -> Any:
+        """The output of a request `status()` has seen completed: one GET.
+
+        fal_client's `handle.get()` first polls the status until it says
+        COMPLETED, then GETs the result with its retries (gateway 502-504,
+        broken connections) and errors. Here the status was just seen COMPLETED,
+        so the handle's `status()` is made to say so without asking: what is left
+        of `get()` is that one GET, retries included, at ~50 ms less per request
+        and one poll less at fal. tests/test_fal.py fails if `get()` stops
+        waiting through `status()`.
+        """
+        handle = self._handle
+        seen = _SeenCompleted(
+            **{f.name: getattr(handle, f.name) for f in dataclasses.fields(handle) if f.init}
+        )
+        return await _answer("result", seen.get())
+
+    async def cancel(self) -> None:
+        await _answer("cancel", self._handle.cancel())
+
+
+class _SeenCompleted(fal_client.AsyncRequestHandle):
+    """A handle whose request is known to be COMPLETED: `get()` only fetches the result."""
+
+    async def status(self, *, with_logs: bool = False) -> fal_client.Status:
+        return fal_client.Completed(logs=None, metrics={})
+
+
+def _status_of(status: fal_client.Status) -> Status:
+    if isinstance(status, fal_client.Queued):
+        if not isinstance(status.position, int):
+            raise UnreadableAnswer(detail=f"unreadable answer: queue position {status.position!r}")
+        return InQueue(status.position)
+    if isinstance(status, fal_client.InProgress):
+        return InProgress(_log_lines(status.logs))
+    if isinstance(status, fal_client.Completed):
+        metrics = status.metrics if isinstance(status.metrics, dict) else {}
+        error_type = status.error_type if isinstance(status.error_type, str) else None
+        return Completed(dict(metrics), status.error or None, error_type)
+    raise UnreadableAnswer(detail=f"unreadable answer: a status fal_client names {status!r}")
+
+
+def _log_lines(logs: Any) -> tuple[str, ...]:
+    entries = logs if isinstance(logs, list) else []
+    return tuple(
+        str(entry["message"])
+        for entry in entries
+        if isinstance(entry, dict) and entry.get("message")
+    )
+
+
+async def _answer(call: str, answer: Awaitable[T]) -> T:
+    """`answer` awaited, its failures as the exceptions this module's docstring lists.
+
+    The call was made by the caller, outside this: an argument fal_client does
+    not take is a TypeError of ours, not an unreadable answer.
+    """
+    try:
+        return await answer
+    except fal_client.FalClientHTTPError as exc:
+        raise FalHTTPError(exc.status_code, exc.message, exc.error_type) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        # fal_client reading an answer that is not JSON (JSONDecodeError is a
+        # ValueError), or JSON without the fields it indexes, or a status it
+        # does not know (ValueError).
+        raise UnreadableAnswer(detail=f"unreadable answer: {exc!r} (to the {call})"[:300]) from exc
+    except (httpx.HTTPError, OSError) as exc:
+        raise from_transport_error(exc) from exc
+
+
+# --- no request needed ------------------------------------------------------------------
+
+
+def encode(data: bytes, content_type: str) -> str:
+    """`data` as a data URI, to send inline in a request instead of uploading it."""
+    return fal_client.encode(data, content_type)
+
+
+def point_uploads_at(rest_url: str | None, cdn_url: str | None) -> None:
+    """Send uploads (and the storage token requests before them) to these hosts,
+    instead of fal's own; None leaves that one as it is.
+
+    fal_client 1.0 has no setting for these: no constructor argument, and no
+    environment variable (it reads FAL_RUN_HOST and FAL_QUEUE_RUN_HOST, for
+    requests, once at import, and nothing for storage). Its upload functions
+    read the module globals REST_URL and CDN_URL when they run, so this writes
+    them: the only write to fal_client's globals in the app. (A client's token
+    manager copies REST_URL when its first upload starts: call this before then.)
+    """
+    if rest_url:
+        fal_client.client.REST_URL = rest_url.rstrip("/")
+    if cdn_url:
+        fal_client.client.CDN_URL = cdn_url.rstrip("/")

@@ -1,0 +1,52 @@
+"""What a running request reports: a small sum type the UI renders.
+
+`ImageClient.stream` (and the offline demo's) yield these, ending with
+`Finished(result)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.schema import GenerationResult
+
+
+@dataclass(frozen=True)
+class Uploading:
+    count: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Submitted:
+    request_id: str
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Queued:
+    request_id: str
+    position: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Running:
+    request_id: str
+    logs: tuple[str, ...]  # every log line so far
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Fetching:
+    request_id: str
+    count: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: GenerationResult
+
+
+Progress = Uploading | Submitted | Queued | Running | Fetching | Finished
