@@ -58,7 +58,6 @@ __all__ = [
     "Running",
     "Submitted",
     "Uploading",
-    "until_stopped",
 ]
 
 log = logging.getLogger("studio.fal")
@@ -261,55 +260,6 @@ _LONGEST_POLL_S = 1.0
 
 class _DeadlinePassed(Exception):
     pass
-
-
-# Steps abandoned by `until_stopped`, finishing their cancel at fal in the background.
-_ABANDONED: set[asyncio.Future[Any]] = set()
-
-
-async def until_stopped(
-    events: AsyncIterator[Progress], stop: asyncio.Event
-) -> AsyncIterator[Progress]:
-    """`events` (a `stream()`) until `stop` is set, then `Cancelled` at once.
-
-    This is the Stop button: the step under way is cancelled, which makes
-    `stream()` cancel the request at fal (see its CancelledError branch); that
-    cancel finishes in the background, so the caller, and the page, are free
-    immediately instead of after fal's answer.
-    """
-    sent = False
-    waiter = asyncio.ensure_future(stop.wait())
-    try:
-        while True:
-            step = asyncio.ensure_future(_next(events))
-            try:
-                await asyncio.wait({step, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:
-                _abandon(step)  # the caller went away: so does the request
-                raise
-            if not step.done():
-                _abandon(step)
-                if sent:
-                    raise Cancelled()
-                raise Cancelled("Stopped before anything was sent to fal.")
-            event = step.result()
-            if event is None:
-                return
-            sent = sent or not isinstance(event, Uploading)
-            yield event
-    finally:
-        waiter.cancel()
-
-
-async def _next(events: AsyncIterator[Progress]) -> Progress | None:
-    """The next event, or None at the end (a task must not raise StopAsyncIteration)."""
-    return await anext(events, None)
-
-
-def _abandon(step: asyncio.Future[Any]) -> None:
-    step.cancel()
-    _ABANDONED.add(step)
-    step.add_done_callback(_ABANDONED.discard)
 
 
 async def _within(deadline: float, awaitable: Awaitable[T]) -> T:

@@ -26,10 +26,10 @@ from typing import Any, Literal, Protocol
 
 from PIL import Image
 
-from backend.client import Fetching, Finished, Job, Progress, Queued, Running, Submitted, Uploading
+from backend.client import Job
 from backend.edits import EditDraft, draft_edit
 from backend.endpoints import ENDPOINTS, Endpoint, Registry
-from backend.errors import Cancelled, InvalidInput, MissingKey, StudioError
+from backend.errors import Cancelled, InternalError, InvalidInput, MissingKey, StudioError
 from backend.history import HistoryEntry, HistoryStore, entry_from_result
 from backend.inputs import (
     canvas_background,
@@ -44,6 +44,15 @@ from backend.keys import KeyChoice, choose_key, clean_user_key
 from backend.limits import VisitorLimiter, visitor_id
 from backend.metadata import parameters_for_ui, read_metadata, save_outputs
 from backend.pricing import CostEstimate, format_usd
+from backend.progress import (
+    Fetching,
+    Finished,
+    Progress,
+    Queued,
+    Running,
+    Submitted,
+    Uploading,
+)
 from backend.schema import EditRequest, GenerationResult, TextToImageRequest
 from backend.settings import Settings
 from backend.stopping import until_stopped
@@ -56,6 +65,7 @@ __all__ = [
     "Fetching",
     "Finished",
     "ImageGenerator",
+    "InternalError",
     "KeyStatus",
     "MaskPreview",
     "Progress",
@@ -198,12 +208,7 @@ class RunService:
         job = await build()
         generator = self._demo if key is DEMO_KEY else self._fal
         with self.limiter.slot(caller.visitor), self._stop_signal(caller, endpoint.tab) as stop:
-            events = until_stopped(
-                generator.stream(job, key),
-                stop,
-                reached_fal=lambda event: not isinstance(event, Uploading),
-            )
-            async for event in events:
+            async for event in until_stopped(generator.stream(job, key), stop):
                 if not isinstance(event, Finished):
                     yield event
                     continue

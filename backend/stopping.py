@@ -9,10 +9,11 @@ caller, and the page, are free at once instead of after fal's answer.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from backend.errors import Cancelled
+from backend.progress import Uploading
 
 E = TypeVar("E")
 
@@ -23,14 +24,11 @@ _ABANDONED: set[asyncio.Future[Any]] = set()
 async def until_stopped(
     events: AsyncIterator[E],
     stop: asyncio.Event,
-    *,
-    reached_fal: Callable[[E], bool] = lambda event: True,
 ) -> AsyncIterator[E]:
     """`events` until `stop` is set, then `Cancelled` at once.
 
-    `reached_fal` tells whether an event shows that something was sent to fal
-    (an upload still under way does not): stopped before that, the sentence says
-    nothing was sent.
+    Any event but `Uploading` shows that something was sent to fal: stopped
+    before one, the sentence says nothing was sent.
     """
     sent = False
     waiter = asyncio.ensure_future(stop.wait())
@@ -50,7 +48,7 @@ async def until_stopped(
             done, event = step.result()
             if done:
                 return
-            sent = sent or reached_fal(event)
+            sent = sent or not isinstance(event, Uploading)
             yield event
     finally:
         waiter.cancel()

@@ -31,8 +31,9 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from backend import ImageClient, Settings, TextToImageRequest, choose_key
-from backend.client import Running, until_stopped
 from backend.errors import Cancelled, DeadlineExceeded, RateLimited, ResultUnavailable
+from backend.progress import Running
+from backend.stopping import until_stopped
 from tests.conftest import HOST_KEY, RunningApp, start_app, stop_app
 from tests.fakefal import FakeFal, Fault, Submission
 

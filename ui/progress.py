@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from backend import Fetching, GenerationResult, Progress, Queued, Running, Submitted, Uploading
+from backend.progress import Fetching, Progress, Queued, Running, Submitted, Uploading
+from backend.schema import GenerationResult
 
 _LOG_LINES_SHOWN = 6
 

@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 
 from backend.endpoints import Endpoint
-from backend.service import Caller, Cancelled, Finished, RunService, StudioError
+from backend.service import Caller, Cancelled, Finished, InternalError, RunService, StudioError
 from ui.progress import describe_error, describe_progress, describe_result
 
 log = logging.getLogger("studio.ui")
@@ -34,7 +34,6 @@ CLEARED = (None, None)
 
 Outputs = tuple[Any, Any, str]
 Build = Callable[[], Awaitable[Any]]
-OUR_FAULT = "Something went wrong on our side; the details are in the server log."
 
 
 def caller_of(
@@ -80,8 +79,9 @@ async def run_outputs(
         raise
     except Exception as exc:
         log.exception("a run of %s failed on our side", endpoint.tab)
-        yield *CLEARED, describe_error(OUR_FAULT)
-        raise StudioError(OUR_FAULT) from exc
+        error = InternalError()
+        yield *CLEARED, describe_error(error.message)
+        raise error from exc
 
 
 async def for_api(outputs: AsyncIterator[Outputs]) -> AsyncIterator[Outputs]:
