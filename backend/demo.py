@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
 from backend.client import (
     Fetching,
@@ -38,8 +38,9 @@ from backend.client import (
     Submitted,
 )
 from backend.edits import EditDraft
+from backend.endpoints import ENDPOINTS, Registry
 from backend.errors import ResultUnavailable
-from backend.formats import DataURIError, decode_data_uri, format_named
+from backend.formats import format_named
 from backend.keys import KeyChoice
 from backend.metadata import (
     APP_TAG,
@@ -48,7 +49,7 @@ from backend.metadata import (
     build_metadata,
 )
 from backend.pricing import resolve_size
-from backend.schema import EditRequest, GenerationResult, ResultImage, Timings
+from backend.schema import GenerationResult, ResultImage, Timings
 from backend.settings import Settings
 
 __all__ = ["DEMO_KEY_SOURCE", "DEMO_REQUEST_PREFIX", "DemoClient", "DemoImage", "render"]
@@ -86,9 +87,17 @@ class DemoImage:
 class DemoClient:
     """Stands in for ImageClient: same `stream(job, key)` / `run(job, key)` and Progress events."""
 
-    def __init__(self, settings: Settings, *, delay_s: float = DEFAULT_DELAY_S) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        delay_s: float = DEFAULT_DELAY_S,
+        endpoints: Registry = ENDPOINTS,
+    ) -> None:
         self._results_dir = settings.results_dir
         self._delay_s = max(0.0, delay_s)
+        # Each endpoint's entry says what its placeholders are drawn over.
+        self._endpoints = endpoints
 
     async def run(self, job: Job, key: KeyChoice | None = None) -> GenerationResult:
         """Run to completion, ignoring progress."""
@@ -125,7 +134,7 @@ class DemoClient:
         )
         record = json.dumps(build_metadata(skeleton), ensure_ascii=False)
         # Reading the input image's header (and checking it) is file work: off the loop too.
-        specs = await asyncio.to_thread(_specs, job, record)
+        specs = await asyncio.to_thread(_specs, job, record, self._endpoints)
         dest = self._results_dir / request_id
         images = await asyncio.gather(
             *(asyncio.to_thread(_draw_and_save, spec, dest, request_id) for spec in specs)
@@ -170,9 +179,9 @@ def _arguments(job: Job) -> dict[str, object]:
     return arguments
 
 
-def _specs(job: Job, png_text: str) -> list[DemoImage]:
+def _specs(job: Job, png_text: str, endpoints: Registry) -> list[DemoImage]:
     request = job.request if isinstance(job, EditDraft) else job
-    base, mask_png = _edit_inputs(job)
+    base, mask_png = endpoints.by_id(request.endpoint).demo_inputs(job)
     input_sizes = [_size_of(base)] if base is not None else []
     width, height = (int(side) for side in resolve_size(request.image_size, input_sizes).split("x"))
     return [
@@ -190,34 +199,6 @@ def _specs(job: Job, png_text: str) -> list[DemoImage]:
         )
         for index in range(request.num_images)
     ]
-
-
-def _edit_inputs(job: Job) -> tuple[bytes | None, bytes | None]:
-    """The first input image and the mask, from memory or from data URIs (never fetched)."""
-    if isinstance(job, EditDraft):
-        return job.images[0].data, job.mask.png if job.mask is not None else None
-    if isinstance(job, EditRequest):
-        base = _from_data_uri(job.image_urls[0])
-        mask = _from_data_uri(job.mask_image_url) if job.mask_image_url else None
-        # A base that cannot be read is drawn without: a placeholder is still useful.
-        return (base, mask) if base is not None and _readable(base) else (None, None)
-    return None, None
-
-
-def _from_data_uri(url: str) -> bytes | None:
-    try:
-        return decode_data_uri(url)
-    except DataURIError:
-        return None  # e.g. an https URL: the demo does not download it
-
-
-def _readable(data: bytes) -> bool:
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return False
-    return True
 
 
 def _size_of(data: bytes) -> tuple[int, int]:

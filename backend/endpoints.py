@@ -2,8 +2,8 @@
 
 An entry ties together what every layer needs to know about an endpoint: its
 request model (fields, choices, ranges, defaults), the tab and public API name
-it gets, the help text shown beside each control, how it is priced, and how the
-offline demo finds the images it draws over. Forms, the public API, metadata,
+it gets, the help text shown beside each control, how it is priced, and what the
+offline demo draws its placeholders over. Forms, the public API, metadata,
 history, restore and pricing all iterate over these entries; none of them lists
 fields of its own. Adding an endpoint is one model in `backend/schema.py` plus
 one entry here (ARCHITECTURE.md, "Adding an endpoint, a parameter or a tab").
@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
+from backend.client import Job
+from backend.demo_inputs import DemoInputs, first_image_and_mask, nothing
 from backend.errors import InvalidInput
 from backend.pricing import CostEstimate, price_of
 from backend.schema import EDIT_ENDPOINT, TEXT_TO_IMAGE_ENDPOINT, EditRequest, TextToImageRequest
@@ -49,6 +51,8 @@ class Endpoint:
     title: str  # the tab's label and its run button
     model: type[TextToImageRequest] | type[EditRequest]
     price: PriceRule = price_of
+    # What the offline demo draws its placeholders over (backend/demo_inputs.py).
+    demo_inputs: Callable[[Job], DemoInputs] = nothing
     hints: Mapping[str, str] = field(default_factory=dict)  # overrides of HINTS
 
     @property
@@ -87,6 +91,7 @@ EDIT = Endpoint(
     tab="edit",
     title="Edit",
     model=EditRequest,
+    demo_inputs=first_image_and_mask,
     hints={"image_size": "auto follows the first image"},
 )
 

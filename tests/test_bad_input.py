@@ -2,7 +2,7 @@
 
 Every case goes through the real app (`python app.py`, driven by gradio_client).
 A refusal must name the problem in one sentence and send nothing to fal (no
-model request, no upload). Input that is odd but usable (see DESIGN.md and the
+model request, no upload). Input that is odd but usable (see ARCHITECTURE.md and the
 README's "The mask and the images, exactly") is normalised, and the test checks
 what the fake fal service received. The page uses the same checks: its handlers
 call the same request models, image and mask code.

@@ -31,9 +31,8 @@ class EditWithModeration(EditRequest):
 logging.basicConfig(level=logging.INFO)
 settings = Settings.from_env()
 endpoints = Registry((GENERATE, dataclasses.replace(EDIT, model=EditWithModeration)))
-service = RunService(
-    settings, fal=ImageClient(settings), demo=DemoClient(settings), endpoints=endpoints
-)
+demo_client = DemoClient(settings, endpoints=endpoints)
+service = RunService(settings, fal=ImageClient(settings), demo=demo_client, endpoints=endpoints)
 demo = build_demo(service)
 
 if __name__ == "__main__":
