@@ -31,7 +31,9 @@ from backend.errors import (
     deadline_exceeded,
     from_completed_error,
     from_http_status,
+    no_answer,
     redact,
+    stuck_in_queue,
 )
 from backend.keys import KeyChoice
 from backend.progress import (
@@ -73,8 +75,9 @@ class ImageClient:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        # fal's calls (not the whole request: that is the deadline's) give up after 60 s.
-        self._fal = fal.Clients(timeout_s=min(60.0, settings.request_timeout_s))
+        # Each HTTP attempt gives up when a call would (`_call`); the whole request
+        # is the deadline's.
+        self._fal = fal.Clients(timeout_s=min(settings.call_timeout_s, settings.request_timeout_s))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._http: httpx.AsyncClient | None = None
         fal.point_uploads_at(settings.fal_rest_url, settings.fal_cdn_url)
@@ -133,7 +136,16 @@ class ImageClient:
                 request = job
             arguments = request.to_arguments()
             endpoint = request.endpoint
-            submission = await _within(deadline, client.submit(endpoint, arguments))
+            # fal drops the request itself if it has not started by the queue timeout,
+            # even if this process is gone by then.
+            submitting = client.submit(
+                endpoint, arguments, start_timeout=self._settings.queue_timeout_s
+            )
+            # No watchdog here: with that header sent, fal_client does not retry a
+            # submit that timed out (its _should_retry), so one attempt's timeout
+            # (call_timeout_s) is the whole wait, while its retries of answers (a
+            # 429 storm) still end in their own sentence.
+            submission = await _within(deadline, submitting)
             request_id = submission.request_id
             log.info("submitted %s request %s (%s)", endpoint, request_id, key.source)
             yield Submitted(request_id, time.monotonic() - started)
@@ -146,9 +158,11 @@ class ImageClient:
             # still follows it, so slow answers do not mean back-to-back polls.
             beat = submitted = time.monotonic()
             while True:
-                status = await _within(deadline, submission.status())
+                status = await self._call(deadline, submission.status(), "status")
                 now = time.monotonic()
                 if isinstance(status, fal.InQueue):
+                    if now - submitted >= self._settings.queue_timeout_s:
+                        raise _StuckInQueue()
                     queued_until = now
                     yield Queued(request_id, status.position, now - started)
                 elif isinstance(status, fal.InProgress):
@@ -166,7 +180,7 @@ class ImageClient:
 
             completed = True
             completed_at = time.monotonic()
-            output = await _result_of(submission, done, deadline)
+            output = await self._result_of(submission, done, deadline)
             images_json = output.get("images") if isinstance(output, dict) else None
             if not isinstance(images_json, list) or not images_json:
                 raise ResultUnavailable(
@@ -227,7 +241,7 @@ class ImageClient:
                 log.info("cancelled request %s at the user's request", submission.request_id)
             raise
         except Exception as exc:
-            error = _as_studio_error(exc, self._settings.request_timeout_s, submission is not None)
+            error = self._as_studio_error(exc, submitted=submission is not None)
             if submission is not None and not completed:
                 # Given up (deadline, network, an error while polling): fal must stop too.
                 await _cancel_quietly(submission)
@@ -241,6 +255,61 @@ class ImageClient:
             if isinstance(error, InternalError):
                 log.error("unexpected failure:\n%s", redact(_traceback(exc), key.key))
             raise error from None
+
+    async def _call(self, deadline: float, call: Awaitable[T], name: str) -> T:
+        """A status or result call, within the request's deadline and within
+        `call_timeout_s` of its own, fal_client's retries included: fal_client waits
+        up to 120 s per attempt there and retries timeouts, so a hang would
+        otherwise take many minutes to surface."""
+        limit = self._settings.call_timeout_s
+        if deadline - time.monotonic() <= limit:
+            return await _within(deadline, call)
+        try:
+            async with asyncio.timeout(limit):
+                return await call
+        except TimeoutError:
+            raise _NoAnswer(name) from None
+
+    async def _result_of(
+        self, submission: fal.Submission, done: fal.Completed, deadline: float
+    ) -> Any:
+        """The output of a COMPLETED request, or the error it completed with.
+
+        On COMPLETED with an error the result is fetched anyway: a 422 there carries
+        fal's `detail` list (what exactly was refused). A 5xx there only repeats the
+        failure, and the status' own `error` says more.
+        """
+        try:
+            output = await self._call(deadline, submission.result(), "result")
+        except fal.FalHTTPError as exc:
+            if done.error and (exc.status_code >= 500 or _is_cancel_error(done.error)):
+                raise _completed_failure(done) from None
+            raise
+        if done.error:
+            raise _completed_failure(done)
+        return output
+
+    def _as_studio_error(self, exc: Exception, *, submitted: bool) -> StudioError:
+        """What the user is told about `exc`; its technical side goes to `detail`.
+
+        fal's failures arrive as StudioErrors (backend/fal.py reads them: unreadable
+        answers, network trouble) or as `FalHTTPError`; our own time limits as
+        `_DeadlinePassed`, `_NoAnswer` and `_StuckInQueue`. Anything else is a bug of
+        ours, and says so: calling it fal's fault would send the user to retry what
+        will fail again.
+        """
+        settings = self._settings
+        if isinstance(exc, StudioError):
+            return exc
+        if isinstance(exc, _DeadlinePassed):
+            return deadline_exceeded(settings.request_timeout_s, submitted=submitted)
+        if isinstance(exc, _NoAnswer):
+            return no_answer(exc.call, settings.call_timeout_s, submitted=submitted)
+        if isinstance(exc, _StuckInQueue):
+            return stuck_in_queue(settings.queue_timeout_s)
+        if isinstance(exc, fal.FalHTTPError):
+            return from_http_status(exc.status_code, exc.detail, exc.error_type)
+        return InternalError(detail=f"unexpected {type(exc).__name__}: {exc}"[:300])
 
 
 def _poll_interval(waited_s: float, shortest_s: float) -> float:
@@ -260,6 +329,18 @@ _LONGEST_POLL_S = 1.0
 
 class _DeadlinePassed(Exception):
     pass
+
+
+class _NoAnswer(Exception):
+    """One call to fal got no answer within `call_timeout_s`."""
+
+    def __init__(self, call: str) -> None:
+        super().__init__(call)
+        self.call = call
+
+
+class _StuckInQueue(Exception):
+    """The request was still in fal's queue at `queue_timeout_s`."""
 
 
 async def _within(deadline: float, awaitable: Awaitable[T]) -> T:
@@ -285,45 +366,10 @@ async def _cancel_quietly(submission: fal.Submission) -> None:
         log.info("cancel of %s not confirmed: %s", submission.request_id, type(exc).__name__)
 
 
-async def _result_of(submission: fal.Submission, done: fal.Completed, deadline: float) -> Any:
-    """The output of a COMPLETED request, or the error it completed with.
-
-    On COMPLETED with an error the result is fetched anyway: a 422 there carries
-    fal's `detail` list (what exactly was refused). A 5xx there only repeats the
-    failure, and the status' own `error` says more.
-    """
-    try:
-        output = await _within(deadline, submission.result())
-    except fal.FalHTTPError as exc:
-        if done.error and (exc.status_code >= 500 or _is_cancel_error(done.error)):
-            raise _completed_failure(done) from None
-        raise
-    if done.error:
-        raise _completed_failure(done)
-    return output
-
-
 def _completed_failure(done: fal.Completed) -> StudioError:
     if _is_cancel_error(done.error):
         return Cancelled(detail=f"completed as cancelled: {done.error}")
     return from_completed_error(done.error, done.error_type)
-
-
-def _as_studio_error(exc: Exception, timeout_s: float, submitted: bool) -> StudioError:
-    """What the user is told about `exc`; its technical side goes to `detail`.
-
-    fal's failures arrive as StudioErrors (backend/fal.py reads them: unreadable
-    answers, network trouble) or as `FalHTTPError`; the deadline as
-    `_DeadlinePassed`. Anything else is a bug of ours, and says so: calling it
-    fal's fault would send the user to retry what will fail again.
-    """
-    if isinstance(exc, StudioError):
-        return exc
-    if isinstance(exc, _DeadlinePassed):
-        return deadline_exceeded(timeout_s, submitted=submitted)
-    if isinstance(exc, fal.FalHTTPError):
-        return from_http_status(exc.status_code, exc.detail, exc.error_type)
-    return InternalError(detail=f"unexpected {type(exc).__name__}: {exc}"[:300])
 
 
 def _traceback(exc: BaseException) -> str:

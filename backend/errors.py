@@ -209,6 +209,14 @@ def from_completed_error(error: Any, error_type: str | None) -> StudioError:
     technical = f"completed with error ({error_type or 'no type'}): {said}"
     if _looks_like_content_policy(error, error_type):
         return _content_policy(error, technical)
+    if (error_type or "").endswith("timeout"):
+        # fal gave the request up itself: it had not started within our
+        # X-Fal-Request-Timeout (see backend/fal.py).
+        return DeadlineExceeded(
+            "fal's queue did not start the request in time (fal is busy), so fal dropped "
+            "it; nothing was run. Try again later.",
+            detail=technical,
+        )
     return ServiceUnavailable(
         f"fal could not finish the request ({said.rstrip('.')}). Try again in a moment."
         if said
@@ -246,3 +254,34 @@ def deadline_exceeded(timeout_s: float, *, submitted: bool) -> DeadlineExceeded:
             "key, or unreachable); nothing was run. Try again later."
         )
     return DeadlineExceeded(message, detail=f"deadline {timeout_s:g}s, submitted={submitted}")
+
+
+def _seconds(limit_s: float) -> str:
+    return f"{limit_s:g} seconds" if limit_s < 120 else f"{limit_s / 60:.3g} minutes"
+
+
+def no_answer(call: str, limit_s: float, *, submitted: bool) -> NetworkTrouble:
+    """A status or result call had no usable answer in time (`STUDIO_CALL_TIMEOUT`),
+    fal_client's retries included: no answer at all, or only broken ones."""
+    detail = f"no usable answer to the {call} within {limit_s:g}s"
+    if call == "result":
+        return NetworkTrouble(
+            f"fal finished the request, but its result could not be fetched for "
+            f"{_seconds(limit_s)} (no answer at all, or only broken ones). Try again in a moment.",
+            detail=detail,
+        )
+    what = "the request was cancelled at fal" if submitted else "nothing was run"
+    return NetworkTrouble(
+        f"fal gave no usable answer for {_seconds(limit_s)} (no answer at all, or only "
+        f"broken ones); {what}. Try again in a moment.",
+        detail=detail,
+    )
+
+
+def stuck_in_queue(limit_s: float) -> DeadlineExceeded:
+    """The request was still waiting in fal's queue at `STUDIO_QUEUE_TIMEOUT`."""
+    return DeadlineExceeded(
+        f"fal's queue did not start the request within {_seconds(limit_s)} (fal is busy), "
+        "so it was cancelled at fal. Try again later.",
+        detail=f"still queued after {limit_s:g}s",
+    )

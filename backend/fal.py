@@ -108,8 +108,15 @@ class Client:
     def __init__(self, key: str, *, timeout_s: float) -> None:
         self._fal = fal_client.AsyncClient(key=key, default_timeout=timeout_s)
 
-    async def submit(self, endpoint: str, arguments: dict[str, Any]) -> Submission:
-        handle = await _answer("submit", self._fal.submit(endpoint, arguments))
+    async def submit(
+        self, endpoint: str, arguments: dict[str, Any], *, start_timeout: float | None = None
+    ) -> Submission:
+        """Queue a request. `start_timeout`: fal gives it up if it has not started
+        within that many seconds (sent as the `X-Fal-Request-Timeout` header), even
+        if nobody is left to cancel it."""
+        handle = await _answer(
+            "submit", self._fal.submit(endpoint, arguments, start_timeout=start_timeout)
+        )
         return Submission(handle)
 
     async def upload(self, data: bytes, content_type: str, file_name: str) -> str:

@@ -12,6 +12,15 @@ from backend.schema import GenerationResult
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """The app is at capacity: the call waits for a free slot (nothing sent yet)."""
+
+    yours_ahead: int  # this visitor's calls waiting before this one
+    running: int  # this visitor's calls running now
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
 class Uploading:
     count: int
     elapsed_s: float
@@ -49,4 +58,4 @@ class Finished:
     result: GenerationResult
 
 
-Progress = Uploading | Submitted | Queued | Running | Fetching | Finished
+Progress = Waiting | Uploading | Submitted | Queued | Running | Fetching | Finished

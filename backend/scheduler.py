@@ -128,9 +128,7 @@ class Scheduler:
     def _fill(self) -> None:
         """Give free slots to the waiting visitors with the fewest runs under way."""
         while self.running_total < self.capacity and self._waiting:
-            visitor = min(
-                self._waiting, key=lambda v: (self.running(v), self._waiting[v][0].order)
-            )
+            visitor = min(self._waiting, key=lambda v: (self.running(v), self._waiting[v][0].order))
             line = self._waiting[visitor]
             ticket = line.popleft()
             if not line:

@@ -26,7 +26,9 @@ from typing import Any, Literal, Protocol
 
 from PIL import Image
 
+from backend.budget import Allowance, Budget, Charge
 from backend.client import Job
+from backend.database import Database
 from backend.edits import EditDraft, draft_edit
 from backend.endpoints import ENDPOINTS, Endpoint, Registry
 from backend.errors import Cancelled, InternalError, InvalidInput, MissingKey, StudioError
@@ -41,7 +43,6 @@ from backend.inputs import (
     sidecar_of,
 )
 from backend.keys import KeyChoice, choose_key, clean_user_key
-from backend.limits import VisitorLimiter, visitor_id
 from backend.metadata import parameters_for_ui, read_metadata, save_outputs
 from backend.pricing import CostEstimate, format_usd
 from backend.progress import (
@@ -52,12 +53,16 @@ from backend.progress import (
     Running,
     Submitted,
     Uploading,
+    Waiting,
 )
+from backend.scheduler import Scheduler
 from backend.schema import EditRequest, GenerationResult, TextToImageRequest
 from backend.settings import Settings
-from backend.stopping import until_stopped
+from backend.stopping import closing, until_stopped
+from backend.visitors import TrustedProxies
 
 __all__ = [
+    "Allowance",
     "Caller",
     "Cancelled",
     "Comparison",
@@ -75,6 +80,8 @@ __all__ = [
     "StudioError",
     "Submitted",
     "Uploading",
+    "Waiting",
+    "closing",
     "format_usd",
 ]
 
@@ -95,22 +102,10 @@ class ImageGenerator(Protocol):
 class Caller:
     """Who asks for a run."""
 
-    visitor: str  # whose share of capacity it takes (backend.limits.visitor_id)
+    visitor: str  # whose share of capacity and budget it takes (RunService.caller)
     session: str | None = None  # the page's session, whose Stop button can end it
     browser_id: str = ""  # whose history it joins; "" records none (API callers)
     fal_key: str = field(default="", repr=False)  # their own key, as typed
-
-    @classmethod
-    def connected(
-        cls,
-        host: str | None,
-        headers: Mapping[str, str],
-        *,
-        session: str | None = None,
-        browser_id: str = "",
-        fal_key: str | None = "",
-    ) -> Caller:
-        return cls(visitor_id(host, headers), session, browser_id, fal_key or "")
 
 
 @dataclass(frozen=True)
@@ -159,10 +154,26 @@ class RunService:
         self._fal = fal
         self._demo = demo
         self.history = history or HistoryStore()
-        self.limiter = VisitorLimiter(settings.max_jobs_per_visitor)
+        self.scheduler = Scheduler(settings.concurrency_limit, settings.max_waiting_per_visitor)
+        self._proxies = TrustedProxies.of(settings.trusted_proxy_list)
+        database = Database(settings.data_folder) if settings.host_key_budget_usd else None
+        self.budget = Budget(database, settings.host_key_budget_usd)
         self._canvas_dir = settings.results_dir / "canvas"
         # The Stop button's signal for the run under way, by (page session, tab).
         self._stops: dict[tuple[str, str], asyncio.Event] = {}
+
+    def caller(
+        self,
+        host: str | None,
+        headers: Mapping[str, str],
+        *,
+        session: str | None = None,
+        browser_id: str = "",
+        fal_key: str | None = "",
+    ) -> Caller:
+        """Who is calling, from their connection: their address, or, through a
+        trusted proxy, the address it forwarded (backend/visitors.py)."""
+        return Caller(self._proxies.visitor(host, headers), session, browser_id, fal_key or "")
 
     # -- jobs: values in, checked requests out (nothing is sent) ---------------
 
@@ -207,50 +218,97 @@ class RunService:
         key = self._key_or_demo(caller.fal_key)
         job = await build()
         generator = self._demo if key is DEMO_KEY else self._fal
-        with self.limiter.slot(caller.visitor), self._stop_signal(caller, endpoint.tab) as stop:
-            async for event in until_stopped(generator.stream(job, key), stop):
-                if not isinstance(event, Finished):
+        charge = await self._charge(key, caller, self.cost(endpoint, job).total_usd)
+        ran = False  # fal started running it: a charge is kept even if it is stopped then
+        finished = False
+        try:
+            with self._stop_signal(caller, endpoint.tab) as stop:
+                events = until_stopped(self._in_turn(generator, job, key, caller.visitor), stop)
+                async with closing(events):
+                    async for event in events:
+                        ran = ran or isinstance(event, Running | Fetching | Finished)
+                        if not isinstance(event, Finished):
+                            yield event
+                            continue
+                        finished = True
+                        saving = asyncio.ensure_future(self._save(event.result))
+                        if caller.browser_id:
+                            cost = self.cost(endpoint, job).total_usd
+                            entry = entry_from_result(
+                                event.result, endpoint.tab, cost, self.endpoints
+                            )
+                            self.history.add(caller.browser_id, entry)
+                        try:
+                            yield event
+                        finally:
+                            await saving
+                        return
+        except BaseException as exc:
+            # Failed, or stopped (or the caller gone) before fal ran it: nothing to pay
+            # for. Once fal ran it, a Stop or a closed tab keeps the charge; once it
+            # finished, so does everything (GeneratorExit: the caller is done with us).
+            failed = isinstance(exc, StudioError) and not isinstance(exc, Cancelled)
+            if charge is not None and not finished and (failed or not ran):
+                # Shielded: a closed connection must not cancel the refund itself.
+                await asyncio.shield(self.budget.refund(charge))
+            raise
+
+    async def _in_turn(
+        self, generator: ImageGenerator, job: Job, key: KeyChoice, visitor: str
+    ) -> AsyncIterator[Progress]:
+        """The job's events, once the scheduler gives the visitor a slot; `Waiting`
+        events while it does not (backend/scheduler.py)."""
+        started = time.monotonic()
+        async with self.scheduler.slot(visitor) as wait:
+            async for place in wait:
+                yield Waiting(place.yours_ahead, place.running, time.monotonic() - started)
+            async with closing(generator.stream(job, key)) as events:
+                async for event in events:
                     yield event
-                    continue
-                saving = asyncio.ensure_future(self._save(event.result))
-                if caller.browser_id:
-                    entry = entry_from_result(
-                        event.result,
-                        endpoint.tab,
-                        self.cost(endpoint, job).total_usd,
-                        self.endpoints,
-                    )
-                    self.history.add(caller.browser_id, entry)
-                try:
-                    yield event
-                finally:
-                    await saving
-                return
+
+    async def _charge(self, key: KeyChoice, caller: Caller, usd: float) -> Charge | None:
+        """A run on the host's key, against the caller's daily budget (if the host set one)."""
+        if key.source != "the host's key":
+            return None
+        return await self.budget.charge(caller.visitor, usd)
 
     async def compare(
         self, jobs: list[TextToImageRequest], caller: Caller
     ) -> AsyncIterator[Comparison]:
         """Run every job at once; yield the comparison at the start and as each ends.
 
-        Stop (the "compare" tab's) raises Cancelled and cancels the rest at fal;
-        what had finished stays in the comparison last yielded.
+        Each setting takes its own slot, like any run. Stop (the "compare" tab's)
+        raises Cancelled and cancels the rest at fal; what had finished stays in the
+        comparison last yielded.
         """
         key = self._key_or_demo(caller.fal_key)
         comparison = Comparison(jobs)
         generator = self._demo if key is DEMO_KEY else self._fal
-        with self.limiter.slot(caller.visitor), self._stop_signal(caller, "compare") as stop:
-            async for state in until_stopped(self._race(generator, comparison, key), stop):
-                yield state
+        endpoint = self.endpoints.text_to_image
+        total = sum(self.cost(endpoint, job).total_usd for job in jobs)
+        charge = await self._charge(key, caller, total)
+        try:
+            with self._stop_signal(caller, "compare") as stop:
+                race = self._race(generator, comparison, key, caller.visitor)
+                async with closing(until_stopped(race, stop)) as states:
+                    async for state in states:
+                        yield state
+        except BaseException:
+            if charge is not None and not comparison.done:
+                await asyncio.shield(self.budget.refund(charge))
+            raise
 
     async def _race(
-        self, generator: ImageGenerator, comparison: Comparison, key: KeyChoice
+        self, generator: ImageGenerator, comparison: Comparison, key: KeyChoice, visitor: str
     ) -> AsyncIterator[Comparison]:
         async def one(index: int) -> tuple[int, tuple[GenerationResult, float] | StudioError]:
-            started = time.monotonic()
-            try:
-                result = await _finished(generator.stream(comparison.jobs[index], key))
-            except StudioError as exc:
-                return index, exc
+            async with self.scheduler.slot(visitor) as wait:
+                await wait.granted()
+                started = time.monotonic()
+                try:
+                    result = await _finished(generator.stream(comparison.jobs[index], key))
+                except StudioError as exc:
+                    return index, exc
             await self._save(result)
             return index, (result, time.monotonic() - started)
 
@@ -336,6 +394,13 @@ class RunService:
             return KeyStatus("host")
         return KeyStatus("missing", demo=settings.demo_mode)
 
+    async def allowance(self, caller: Caller) -> Allowance | None:
+        """What `caller` may still spend on the host's key today, if their runs use it
+        and the host set a daily budget; else None."""
+        if not self.budget.enabled or self.key_status(caller.fal_key).kind != "host":
+            return None
+        return await self.budget.allowance(caller.visitor)
+
     async def _save(self, result: GenerationResult) -> None:
         """Keep a copy with its parameters in the outputs folder, if the host wants one.
 
@@ -416,9 +481,10 @@ class RunService:
 
 
 async def _finished(events: AsyncIterator[Progress]) -> GenerationResult:
-    async for event in events:
-        if isinstance(event, Finished):
-            return event.result
+    async with closing(events):
+        async for event in events:
+            if isinstance(event, Finished):
+                return event.result
     raise StudioError(detail="a run ended without a result")  # pragma: no cover
 
 

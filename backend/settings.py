@@ -32,6 +32,7 @@ from pydantic_settings import (
 
 from backend.edits import INLINE_BUDGET_BYTES, INLINE_LIMIT_BYTES
 from backend.errors import InvalidInput
+from backend.visitors import TrustedProxies
 
 ENV_PREFIX = "STUDIO_"
 # STUDIO_OUTPUTS_DIR values that turn saving off.
@@ -45,6 +46,17 @@ def gradio_upload_folder() -> Path:
     """Gradio's own rule for its upload folder (gradio.utils.get_upload_folder),
     without importing Gradio into the backend; a test checks the two agree."""
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+def default_data_dir(*, space: bool) -> Path:
+    """./studio-data locally; on a Space, its persistent storage (/data) when it
+    has some, else a temporary folder (gone at the next restart)."""
+    if not space:
+        return Path("studio-data")
+    persistent = Path("/data")
+    if persistent.is_dir() and os.access(persistent, os.W_OK):
+        return persistent / "gpt-image-studio"
+    return Path(tempfile.gettempdir()) / "gpt-image-studio-data"
 
 
 class Settings(BaseSettings):
@@ -66,9 +78,13 @@ class Settings(BaseSettings):
     fal_key: SecretStr | None = Field(default=None, validation_alias="FAL_KEY")
     # A public Space should not spend its owner's money: visitors bring their own key.
     require_user_key: bool = False
-    # Jobs one visitor may have running at once (0: no limit), so that nobody can
-    # hold every slot of a shared server.
-    max_jobs_per_visitor: int = Field(default=4, ge=0)
+    # Calls one visitor may have waiting for a slot (0: no limit); one more is
+    # refused. Running calls are never limited per visitor: slots are shared fairly
+    # (backend/scheduler.py).
+    max_waiting_per_visitor: int = Field(default=64, ge=0)
+    # Proxies whose X-Forwarded-For is believed (addresses or networks, comma
+    # separated). None: loopback only, or also the private networks on a Space.
+    trusted_proxies: str | None = None
     # Secret that encrypts a visitor's remembered key in their own browser; without
     # it the "remember" option is hidden.
     browser_secret: SecretStr | None = None
@@ -83,6 +99,20 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         default=300.0, ge=5, validation_alias=ENV_PREFIX + "REQUEST_TIMEOUT"
     )
+    # One submit, status or result call without an answer for this long is given
+    # up (fal_client's own retries included): a hang is said in seconds.
+    call_timeout_s: float = Field(default=15.0, ge=1, validation_alias=ENV_PREFIX + "CALL_TIMEOUT")
+    # A request still in fal's queue after this long is cancelled there; fal is
+    # told too (X-Fal-Request-Timeout), so it drops the request even if we die.
+    queue_timeout_s: float = Field(
+        default=90.0, ge=5, validation_alias=ENV_PREFIX + "QUEUE_TIMEOUT"
+    )
+    # What each visitor may spend per day (UTC) on the host's key; None: no cap.
+    host_key_budget_usd: float | None = Field(
+        default=None, gt=0, validation_alias=ENV_PREFIX + "HOST_KEY_BUDGET_USD"
+    )
+    # Where the app keeps its database (the budget's ledger).
+    data_dir: Path | None = None
     poll_interval_s: float = Field(
         default=0.1, ge=0.02, validation_alias=ENV_PREFIX + "POLL_INTERVAL"
     )
@@ -99,6 +129,13 @@ class Settings(BaseSettings):
     inline_limit_bytes: int = INLINE_LIMIT_BYTES
     inline_budget_bytes: int = INLINE_BUDGET_BYTES
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str | None) -> str | None:
+        if value is not None:
+            TrustedProxies.of(part for part in value.split(",") if part.strip())
+        return value
+
     @field_validator("outputs_dir", mode="before")
     @classmethod
     def _off_means_none(cls, value: Any) -> Any:
@@ -114,6 +151,26 @@ class Settings(BaseSettings):
     @property
     def browser_secret_value(self) -> str | None:
         return _reveal(self.browser_secret)
+
+    @property
+    def data_folder(self) -> Path:
+        """Where the database lives (a temporary folder when none was chosen)."""
+        return self.data_dir or Path(tempfile.gettempdir()) / "gpt-image-studio-data"
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The proxies whose X-Forwarded-For is believed.
+
+        Loopback always (a reverse proxy on the same machine). On a Hugging Face
+        Space also the private networks: the Space's proxy reaches the app from
+        an internal address and appends the visitor's (ARCHITECTURE.md, "Visitors
+        behind a proxy")."""
+        if self.trusted_proxies is not None:
+            return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
+        trusted = ["127.0.0.0/8", "::1"]
+        if self.space_id:
+            trusted += ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+        return trusted
 
     @property
     def has_host_key(self) -> bool:
@@ -154,6 +211,8 @@ class Settings(BaseSettings):
         # version, a typo); as in the environment, those are not ours to refuse.
         known = {_input_key(name) for name in cls.model_fields} - _NOT_FROM_ENVIRONMENT
         values = {key: value for key, value in values.items() if key in known}
+        if "data_dir" not in values:
+            values["data_dir"] = default_data_dir(space=bool(values.get("SPACE_ID")))
         if "outputs_dir" not in values:
             # `outputs` beside the app by default; off on a Hugging Face Space
             # (its disk is shared and temporary), unless the host sets a folder.
@@ -227,6 +286,12 @@ def _describe_error(exc: ValidationError) -> str:
         if kind == "greater_than_equal":
             minimum = (error.get("ctx") or {}).get("ge")
             sentences.append(f"{variable} must be at least {minimum} (it is {raw}).")
+        elif kind == "value_error":
+            said = str((error.get("ctx") or {}).get("error", error.get("msg")))
+            sentences.append(f"{variable}: {said}.")
+        elif kind == "greater_than":
+            minimum = (error.get("ctx") or {}).get("gt")
+            sentences.append(f"{variable} must be more than {minimum} (it is {raw}).")
         elif kind in _MUST_BE:
             # Fields in seconds end in _s, and their variables say so.
             must = "a number of seconds" if field and field.endswith("_s") else _MUST_BE[kind]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from backend.errors import Cancelled
@@ -31,6 +32,7 @@ async def until_stopped(
     before one, the sentence says nothing was sent.
     """
     sent = False
+    abandoned = False
     waiter = asyncio.ensure_future(stop.wait())
     try:
         while True:
@@ -38,9 +40,11 @@ async def until_stopped(
             try:
                 await asyncio.wait({step, waiter}, return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:
+                abandoned = True
                 _abandon(step)  # the caller went away: so does the request
                 raise
             if not step.done():
+                abandoned = True
                 _abandon(step)
                 if sent:
                     raise Cancelled()
@@ -52,6 +56,28 @@ async def until_stopped(
             yield event
     finally:
         waiter.cancel()
+        if not abandoned:
+            # Ended or left early (a caller that has its result): `events` is
+            # closed now, so whatever it holds (a slot, a request) goes at once.
+            # An abandoned step closes it itself as its cancellation unwinds.
+            await aclose(events)
+
+
+@asynccontextmanager
+async def closing(events: AsyncIterator[E]) -> AsyncIterator[AsyncIterator[E]]:
+    """`events`, closed when the block ends, however it ends (contextlib.aclosing for
+    any async iterator: an async generator left early is otherwise only closed
+    whenever it is garbage-collected)."""
+    try:
+        yield events
+    finally:
+        await aclose(events)
+
+
+async def aclose(events: AsyncIterator[Any]) -> None:
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def _next(events: AsyncIterator[E]) -> tuple[bool, Any]:

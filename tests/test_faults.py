@@ -299,17 +299,20 @@ RETRIED = {
         "fal's service is unavailable right now",
         "HTTP 503: <html>",
     ),
+    # fal_client retries a broken status or result answer for up to a minute or
+    # more (10 attempts, growing back-off); the app gives up at STUDIO_CALL_TIMEOUT.
     "dropped-connection": Retried(
         Fault.drop_connection("status"),
         1,
-        "The connection to fal broke off before its answer arrived (network trouble). Try again",
-        "RemoteProtocolError",
+        "fal gave no usable answer for 15 seconds (no answer at all, or only broken ones); "
+        "the request was cancelled at fal.",
+        "no usable answer to the status within 15s",
     ),
     "truncated-result": Retried(
         Fault.truncated_result(),
         1,
-        "The connection to fal broke off before its answer arrived (network trouble). Try again",
-        "RemoteProtocolError: peer closed connection",
+        "fal finished the request, but its result could not be fetched for 15 seconds",
+        "no usable answer to the result within 15s",
     ),
 }
 

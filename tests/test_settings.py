@@ -20,7 +20,17 @@ from tests.conftest import ROOT
 VARIABLES: list[tuple[str, str, str, Any]] = [
     ("FAL_KEY", "key-id:key-secret", "host_key", "key-id:key-secret"),
     ("STUDIO_REQUIRE_USER_KEY", "true", "require_user_key", True),
-    ("STUDIO_MAX_JOBS_PER_VISITOR", "0", "max_jobs_per_visitor", 0),
+    ("STUDIO_MAX_WAITING_PER_VISITOR", "0", "max_waiting_per_visitor", 0),
+    (
+        "STUDIO_TRUSTED_PROXIES",
+        "10.1.0.0/16, 127.0.0.1",
+        "trusted_proxy_list",
+        ["10.1.0.0/16", "127.0.0.1"],
+    ),
+    ("STUDIO_CALL_TIMEOUT", "7", "call_timeout_s", 7.0),
+    ("STUDIO_QUEUE_TIMEOUT", "30", "queue_timeout_s", 30.0),
+    ("STUDIO_HOST_KEY_BUDGET_USD", "1.5", "host_key_budget_usd", 1.5),
+    ("STUDIO_DATA_DIR", "db", "data_dir", Path("db")),
     ("STUDIO_BROWSER_SECRET", "s3cret", "browser_secret_value", "s3cret"),
     ("STUDIO_MAX_UPLOAD_MB", "7", "max_upload_mb", 7),
     ("STUDIO_OUTPUTS_DIR", "saved", "outputs_dir", Path("saved")),
@@ -57,7 +67,11 @@ def test_the_defaults():
     assert settings.host_key is None and not settings.has_host_key
     assert settings.browser_secret_value is None
     assert (settings.require_user_key, settings.demo_mode) == (False, True)
-    assert (settings.max_jobs_per_visitor, settings.max_upload_mb) == (4, 50)
+    assert (settings.max_waiting_per_visitor, settings.max_upload_mb) == (64, 50)
+    assert (settings.call_timeout_s, settings.queue_timeout_s) == (15.0, 90.0)
+    assert settings.host_key_budget_usd is None
+    assert settings.data_dir == Path("studio-data")
+    assert settings.trusted_proxy_list == ["127.0.0.0/8", "::1"], "loopback only, off a Space"
     assert (settings.concurrency_limit, settings.request_timeout_s) == (64, 300.0)
     assert settings.poll_interval_s == 0.1
     assert settings.outputs_dir == Path("outputs")
@@ -77,8 +91,16 @@ def test_the_defaults():
             "STUDIO_POLL_INTERVAL must be at least 0.02 (it is 0.001).",
         ),
         (
-            {"STUDIO_MAX_JOBS_PER_VISITOR": "-1"},
-            "STUDIO_MAX_JOBS_PER_VISITOR must be at least 0 (it is -1).",
+            {"STUDIO_MAX_WAITING_PER_VISITOR": "-1"},
+            "STUDIO_MAX_WAITING_PER_VISITOR must be at least 0 (it is -1).",
+        ),
+        (
+            {"STUDIO_HOST_KEY_BUDGET_USD": "0"},
+            "STUDIO_HOST_KEY_BUDGET_USD must be more than 0.0 (it is 0).",
+        ),
+        (
+            {"STUDIO_TRUSTED_PROXIES": "10.0.0.0/8, the-proxy"},
+            "STUDIO_TRUSTED_PROXIES: 'the-proxy' is not an address or network (e.g. 10.0.0.0/8).",
         ),
         (
             {"STUDIO_CONCURRENCY_LIMIT": "many"},
@@ -247,3 +269,11 @@ def test_results_land_in_gradios_upload_folder_so_it_serves_them_without_copying
 def test_a_host_can_still_choose_the_results_folder(tmp_path):
     chosen = tmp_path / "elsewhere"
     assert Settings.from_env({"STUDIO_RESULTS_DIR": str(chosen)}).results_dir == chosen
+
+
+def test_on_a_space_the_proxies_on_its_private_network_are_trusted():
+    settings = Settings.from_env({"SPACE_ID": "someone/studio"})
+    assert "10.0.0.0/8" in settings.trusted_proxy_list
+    assert "127.0.0.0/8" in settings.trusted_proxy_list
+    chosen = Settings.from_env({"SPACE_ID": "someone/studio", "STUDIO_TRUSTED_PROXIES": "10.9.0.1"})
+    assert chosen.trusted_proxy_list == ["10.9.0.1"], "the host's own list replaces the default"

@@ -69,7 +69,7 @@ def compare_tab(service: RunService, endpoint: Endpoint, fal_key: gr.Textbox) ->
 
         Returns one image per setting (captioned with its setting, time and
         cost), the records, and a status sentence."""
-        caller = caller_of(request, fal_key, page=True)
+        caller = caller_of(service, request, fal_key, page=True)
         state: Comparison | None = None
         try:
             jobs = service.comparison_jobs(

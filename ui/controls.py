@@ -33,6 +33,8 @@ class Shared:
     history: gr.Gallery  # rendered in the History panel, below the tabs
     history_total: gr.Markdown
     show_history: Callable[[str], tuple[Any, str]]
+    key_status: list[gr.Markdown]  # which key runs use, and what is left of a daily budget
+    show_key: Callable[..., Any]
 
     def on_run(
         self,
@@ -56,6 +58,12 @@ class Shared:
             self.show_history,
             self.browser_id,
             [self.history, self.history_total],
+            api_visibility="private",
+            show_progress="hidden",
+        ).then(
+            self.show_key,
+            self.fal_key,
+            self.key_status,
             api_visibility="private",
             show_progress="hidden",
         )

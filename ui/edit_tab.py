@@ -116,7 +116,7 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         **values: Any,
     ) -> AsyncIterator[Any]:
         browser_id = service.new_browser_id(browser_id)
-        caller = caller_of(request, fal_key, browser_id=browser_id, page=True)
+        caller = caller_of(service, request, fal_key, browser_id=browser_id, page=True)
         paths = gallery_paths(references)
 
         async def build() -> Any:
@@ -141,7 +141,7 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         whose fully transparent pixels mark the area to edit (checked, not
         trusted). Returns the images, the JSON record and a status sentence.
         """
-        caller = caller_of(request, fal_key)
+        caller = caller_of(service, request, fal_key)
 
         async def build() -> Any:
             return await service.edit(endpoint, values, images or [], mask_file=mask)

@@ -47,7 +47,7 @@ def generate_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> Gen
         request: gr.Request, fal_key: str, browser_id: str, **values: Any
     ) -> AsyncIterator[Any]:
         browser_id = service.new_browser_id(browser_id)
-        caller = caller_of(request, fal_key, browser_id=browser_id, page=True)
+        caller = caller_of(service, request, fal_key, browser_id=browser_id, page=True)
 
         async def build() -> Any:
             return service.request(endpoint, values)
@@ -64,7 +64,7 @@ def generate_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> Gen
         request id, timings; never the key) and a status sentence. `fal_key` is the
         caller's own fal key; empty uses the server's.
         """
-        caller = caller_of(request, fal_key)
+        caller = caller_of(service, request, fal_key)
 
         async def build() -> Any:
             return service.request(endpoint, values)

@@ -15,6 +15,7 @@ from ui.edit_tab import EXAMPLE_IMAGE, edit_tab
 from ui.generate_tab import generate_tab
 from ui.guards import RefuseRemoteFiles
 from ui.history_panel import history_gallery, history_panel, history_view
+from ui.runs import caller_of
 
 TITLE = "GPT Image 1.5 Studio"
 
@@ -29,10 +30,12 @@ _GET_A_KEY = "(get one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys)
 def build_demo(service: RunService) -> gr.Blocks:
     """The whole page, for the endpoints `service` serves."""
     settings = service.settings
-    # How many runs of each event at once. Gradio reads this when the Blocks make
-    # their queue; calling demo.queue(default_concurrency_limit=...) afterwards
-    # would build the whole web app once more (0.17 s of start-up).
-    os.environ["GRADIO_DEFAULT_CONCURRENCY_LIMIT"] = str(settings.concurrency_limit)
+    # Gradio runs every event at once: the run service's scheduler decides which
+    # run goes when (fair shares, a waiting line with its place shown), and Gradio's
+    # own queue must not reorder calls ahead of it. Gradio reads this when the
+    # Blocks make their queue; calling demo.queue(default_concurrency_limit=...)
+    # afterwards would build the whole web app once more (0.17 s of start-up).
+    os.environ["GRADIO_DEFAULT_CONCURRENCY_LIMIT"] = "none"
     endpoints = service.endpoints
     demo = gr.Blocks(title=TITLE)
     with demo:
@@ -58,6 +61,16 @@ def build_demo(service: RunService) -> gr.Blocks:
                 elem_id="remember-key",
             )
             key_status = gr.Markdown(describe_key(service.key_status("")), elem_id="key-status")
+        # Outside the key panel (closed when the host has a key): a visitor on a
+        # budgeted host key sees what is left without opening anything.
+        budget_status = gr.Markdown("", elem_id="budget-status", visible=service.budget.enabled)
+
+        async def show_key(key: str, request: gr.Request) -> tuple[str, str]:
+            """Which key runs use, and on the host's key with a daily budget, what is left."""
+            caller = caller_of(service, request, key)
+            allowance = await service.allowance(caller)
+            left = f"💵 Left on the host's key: **{allowance.describe()}**." if allowance else ""
+            return describe_key(service.key_status(key)), left
 
         browser_id = gr.BrowserState("", storage_key="gpt-image-studio-browser")
         shared = Shared(
@@ -66,6 +79,8 @@ def build_demo(service: RunService) -> gr.Blocks:
             history=history_gallery(),
             history_total=gr.Markdown("", render=False, elem_id="history-total"),
             show_history=history_view(service),
+            key_status=[key_status, budget_status],
+            show_key=show_key,
         )
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab(endpoints.text_to_image.title, id=endpoints.text_to_image.tab):
@@ -93,10 +108,11 @@ def build_demo(service: RunService) -> gr.Blocks:
             [shared.history, shared.history_total],
             api_visibility="private",
         )
-        fal_key.change(
-            lambda key: describe_key(service.key_status(key)),
+        gr.on(
+            [fal_key.change, demo.load],
+            show_key,
             inputs=fal_key,
-            outputs=key_status,
+            outputs=[key_status, budget_status],
             api_visibility="private",
             queue=False,
             show_progress="hidden",

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from backend.progress import Fetching, Progress, Queued, Running, Submitted, Uploading
+from backend.progress import Fetching, Progress, Queued, Running, Submitted, Uploading, Waiting
 from backend.schema import GenerationResult
 
 _LOG_LINES_SHOWN = 6
 
 
 def describe_progress(event: Progress) -> str:
+    if isinstance(event, Waiting):
+        count = event.yours_ahead
+        mine = (
+            "none of your runs are ahead"
+            if not count
+            else f"{count} of your {'run is' if count == 1 else 'runs are'} ahead"
+        )
+        return f"⏳ Waiting: the app is busy; {mine} · {event.elapsed_s:.1f} s"
     if isinstance(event, Uploading):
         plural = "file" if event.count == 1 else "files"
         return f"⬆️ Uploading {event.count} {plural} to fal · {event.elapsed_s:.1f} s"

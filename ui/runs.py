@@ -17,7 +17,16 @@ from typing import Any
 import gradio as gr
 
 from backend.endpoints import Endpoint
-from backend.service import Caller, Cancelled, Finished, InternalError, RunService, StudioError
+from backend.service import (
+    Caller,
+    Cancelled,
+    Finished,
+    InternalError,
+    RunService,
+    StudioError,
+    Waiting,
+    closing,
+)
 from ui.progress import describe_error, describe_progress, describe_result
 
 log = logging.getLogger("studio.ui")
@@ -37,14 +46,19 @@ Build = Callable[[], Awaitable[Any]]
 
 
 def caller_of(
-    request: gr.Request | None, fal_key: str | None, *, browser_id: str = "", page: bool = False
+    service: RunService,
+    request: gr.Request | None,
+    fal_key: str | None,
+    *,
+    browser_id: str = "",
+    page: bool = False,
 ) -> Caller:
     """Who is asking: their address (for their share), their page session (for
     its Stop button), their browser (for its history) and their key."""
     if request is None:
         return Caller("local", fal_key=fal_key or "")
     client = getattr(request, "client", None)
-    return Caller.connected(
+    return service.caller(
         getattr(client, "host", None),
         dict(request.headers),
         session=(request.session_hash or "") if page else None,
@@ -63,16 +77,19 @@ async def run_outputs(
     """
     last_sent = 0.0
     try:
-        async for event in service.run(endpoint, build, caller):
-            if isinstance(event, Finished):
-                result = event.result
-                gallery = [(image.path, image.caption()) for image in result.images]
-                yield gallery, result.record(), describe_result(result)
-                return
-            now = time.monotonic()
-            if now - last_sent >= _STATUS_EVERY_S:
-                last_sent = now
-                yield *CLEARED, describe_progress(event)
+        # Closed as soon as this ends: the run's saving of outputs, and its slot,
+        # end with the event, not whenever the generator is collected.
+        async with closing(service.run(endpoint, build, caller)) as events:
+            async for event in events:
+                if isinstance(event, Finished):
+                    result = event.result
+                    gallery = [(image.path, image.caption()) for image in result.images]
+                    yield gallery, result.record(), describe_result(result)
+                    return
+                now = time.monotonic()
+                if now - last_sent >= _STATUS_EVERY_S or isinstance(event, Waiting):
+                    last_sent = now
+                    yield *CLEARED, describe_progress(event)
     except StudioError as exc:
         stopped = isinstance(exc, Cancelled)
         yield *CLEARED, f"⏹️ {exc.message}" if stopped else describe_error(exc.message)

@@ -10,6 +10,7 @@ that concurrent clients each get the fault meant for them (those faults come
 first; a request with no fault waiting for its prompt takes the FIFO's next).
 
 Where an attached fault fires:
+- `hang(where)` answers nothing at all there, until `reset()`.
 - `where="submit"` faults answer the submit/run POST itself (the submission is
   recorded with state "REJECTED" and never runs).
 - `where="status"` faults answer that request's status polls.
@@ -48,11 +49,19 @@ FaultKind = Literal[
     "broken_image_urls",
     "stalled_image_urls",
     "slow",
+    "hang",
 ]
 
 # Faults that replace one HTTP answer (at `where`) rather than change the run.
 TRANSPORT_KINDS: frozenset[str] = frozenset(
-    {"http_error", "drop_connection", "malformed_result", "fields_missing", "truncated_result"}
+    {
+        "http_error",
+        "drop_connection",
+        "malformed_result",
+        "fields_missing",
+        "truncated_result",
+        "hang",
+    }
 )
 CONTENT_POLICY_MESSAGE = (
     "The request was rejected by the content policy: the prompt may contain content "
@@ -101,6 +110,12 @@ class Fault:
     def drop_connection(cls, where: Where, *, hits: int | None = None) -> Fault:
         """Close the socket without sending any response."""
         return cls("drop_connection", where=where, hits=hits)
+
+    @classmethod
+    def hang(cls, where: Where, *, hits: int | None = None) -> Fault:
+        """Never answer: the request is read and then nothing comes back (until
+        reset(), or ten minutes), as when fal's gateway hangs."""
+        return cls("hang", where=where, hits=hits)
 
     @classmethod
     def malformed_result(cls, *, hits: int | None = None) -> Fault:

@@ -77,6 +77,8 @@ class Submission:
     result: dict[str, Any] | None = None  # the output JSON, when there is one
     fault: Fault | None = None
     result_status: int | None = None  # HTTP status of the result fetch once COMPLETED
+    start_timeout: float | None = None  # the X-Fal-Request-Timeout it was sent with
+    timed_out: bool = False  # given up in the queue at that timeout
     # Server-side bookkeeping, not for tests.
     _result_body: bytes = field(default=b"", repr=False)
     _result_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)

@@ -86,7 +86,14 @@ class _Truncate:
     reply: _Reply
 
 
-_Action = _Reply | _Drop | _Truncate
+@dataclass(frozen=True)
+class _Hang:
+    """Answer nothing until the fake is reset (generation) or ten minutes pass."""
+
+    generation: int
+
+
+_Action = _Reply | _Drop | _Truncate | _Hang
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,13 @@ def _error_reply(status: int, detail: Any, error_type: str | None = None) -> _Re
         payload["error_type"] = error_type
         headers = (("x-fal-error-type", error_type),)
     return _json(status, payload, headers)
+
+
+def _seconds_header(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _now_iso() -> str:
@@ -179,7 +193,10 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 async def _deliver(
-    action: _Action, send: Send, transport: asyncio.Transport | None, head_only: bool
+    action: _Reply | _Drop | _Truncate,
+    send: Send,
+    transport: asyncio.Transport | None,
+    head_only: bool,
 ) -> None:
     if isinstance(action, _Drop):
         if transport is None:
@@ -253,6 +270,9 @@ class FakeFal:
         self.sweep_group = max(1, sweep_group)
         self._swept = 0
         self.queue_time = queue_time
+        # Give up queued requests at their X-Fal-Request-Timeout, as fal does; a
+        # test turns it off to see the app's own queue timeout at work.
+        self.honour_request_timeout = True
         self._defaults = (accepted_keys, latency, queue_time)
 
         # Bind now, so the hosts are known (and can go into os.environ) before start().
@@ -453,6 +473,7 @@ class FakeFal:
             self._clear_records()
             self._generation += 1  # ends downloads of stalled files
             self.accepted_keys, self.latency, self.queue_time = self._defaults
+            self.honour_request_timeout = True
         loop = self._loop
         for sub in leftovers:
             event = sub._cancel_event
@@ -559,7 +580,7 @@ class FakeFal:
             action = _error_reply(500, "fakefal internal error (see FakeFal.internal_errors)")
         status = (
             None
-            if isinstance(action, _Drop)
+            if isinstance(action, _Drop | _Hang)
             else (action.reply.status if isinstance(action, _Truncate) else action.status)
         )
         record = RecordedHTTP(
@@ -574,6 +595,9 @@ class FakeFal:
         )
         with self._lock:
             self._http_log.append(record)
+        if isinstance(action, _Hang):
+            await self._stall(action.generation)
+            action = _Drop()
         await _deliver(action, send, transport, head_only=request.method == "HEAD")
 
     def _role(self, scope: Scope) -> Role:
@@ -755,6 +779,7 @@ class FakeFal:
             via=via,
             submitted_at=time.time(),
             schema_errors=errors,
+            start_timeout=_seconds_header(request.headers.get("x-fal-request-timeout")),
         )
         sub._cancel_event = asyncio.Event()
         prompt = arguments.get("prompt") if isinstance(arguments, dict) else None
@@ -792,6 +817,9 @@ class FakeFal:
     def _transport_fault(self, fault: Fault, sub: Submission | None) -> _Action:
         if fault.kind == "drop_connection":
             return _Drop()
+        if fault.kind == "hang":
+            with self._lock:
+                return _Hang(self._generation)
         if fault.kind == "malformed_result":
             return _Reply(200, b'{"images": [{"url": "https://', "application/json")
         if fault.kind == "fields_missing":
@@ -843,6 +871,12 @@ class FakeFal:
                 self._in_flight.discard(sub.request_id)
 
     async def _run_submission(self, sub: Submission, queue_time: float, latency: float) -> None:
+        limit = sub.start_timeout if self.honour_request_timeout else None
+        if limit is not None and queue_time > limit:
+            # fal gives up a request that has not started within X-Fal-Request-Timeout.
+            if await self._wait_in_queue(sub, limit):
+                return self._complete_cancelled(sub)
+            return self._complete_start_timeout(sub, limit)
         if queue_time > 0 and await self._wait_in_queue(sub, queue_time):
             return self._complete_cancelled(sub)
         self._begin(sub)
@@ -954,6 +988,16 @@ class FakeFal:
             _error_reply(499, CANCELLED_ERROR, "client_cancelled"),
             error=CANCELLED_ERROR,
             error_type="client_cancelled",
+        )
+
+    def _complete_start_timeout(self, sub: Submission, limit: float) -> None:
+        message = f"Request timed out: it did not start within {limit:g} seconds"
+        sub.timed_out = True
+        self._complete(
+            sub,
+            _error_reply(504, message, "request_timeout"),
+            error=message,
+            error_type="request_timeout",
         )
 
     def _complete_invalid(self, sub: Submission, errors: list[ErrorItem]) -> None:

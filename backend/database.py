@@ -1,0 +1,85 @@
+"""The app's embedded database: one SQLite file, versioned, written off the event loop.
+
+`Database` opens `<data folder>/studio.sqlite3` in write-ahead-log mode (readers
+and one writer at once) and brings its schema up to date, one numbered migration
+at a time (`PRAGMA user_version` says how far a file has come). Every statement
+runs in a worker thread, one at a time behind a lock, so the event loop never
+waits on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+FILE_NAME = "studio.sqlite3"
+
+# Migration N takes a file from version N-1 to N. Append only: never edit one
+# that has shipped, since files out there are already past it.
+MIGRATIONS: Sequence[str] = (
+    # 1: what each visitor spent on the host's key (backend/budget.py)
+    """
+    CREATE TABLE host_key_spend (
+        id INTEGER PRIMARY KEY,
+        visitor TEXT NOT NULL,
+        day TEXT NOT NULL,            -- UTC date, YYYY-MM-DD
+        usd REAL NOT NULL,
+        refunded INTEGER NOT NULL DEFAULT 0,
+        created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+    );
+    CREATE INDEX host_key_spend_by_day ON host_key_spend (visitor, day);
+    """,
+)
+
+
+class Database:
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / FILE_NAME
+        # One connection, used by one thread at a time (the lock): SQLite's own
+        # locking then only ever sees this process as one writer.
+        self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA busy_timeout=5000")
+            _migrate(self._connection)
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return int(self._connection.execute("PRAGMA user_version").fetchone()[0])
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` in a worker thread, as one transaction."""
+        return await asyncio.to_thread(self._transaction, work)
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            connection = self._connection
+            # IMMEDIATE: a read-then-write (the budget's check and charge) cannot
+            # interleave with another writer.
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return result
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        connection.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
