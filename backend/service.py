@@ -259,12 +259,20 @@ class RunService:
         """The job's events, once the scheduler gives the visitor a slot; `Waiting`
         events while it does not (backend/scheduler.py)."""
         started = time.monotonic()
+        finished: Finished | None = None
         async with self.scheduler.slot(visitor) as wait:
             async for place in wait:
                 yield Waiting(place.yours_ahead, place.running, time.monotonic() - started)
             async with closing(generator.stream(job, key)) as events:
                 async for event in events:
+                    if isinstance(event, Finished):
+                        finished = event
+                        break
                     yield event
+        # The slot is free once the images are here: showing them, recording the run
+        # and saving the outputs take no capacity at fal.
+        if finished is not None:
+            yield finished
 
     async def _charge(self, key: KeyChoice, caller: Caller, usd: float) -> Charge | None:
         """A run on the host's key, against the caller's daily budget (if the host set one)."""

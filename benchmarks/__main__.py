@@ -29,6 +29,7 @@ BENCHMARKS = {
     "edit_prep": ("benchmarks.edit_prep", "3: edit preparation (mask, uploads)"),
     "startup": ("benchmarks.startup", "4: python app.py to the first HTTP 200"),
     "delivery": ("benchmarks.delivery", "5: COMPLETED to four images shown in Chromium"),
+    "fairness": ("benchmarks.fairness", "7: one visitor's burst and another's single call"),
 }
 
 
