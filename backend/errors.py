@@ -285,3 +285,12 @@ def stuck_in_queue(limit_s: float) -> DeadlineExceeded:
         "so it was cancelled at fal. Try again later.",
         detail=f"still queued after {limit_s:g}s",
     )
+
+
+def waited_too_long(limit_s: float) -> DeadlineExceeded:
+    """A call waited the whole `STUDIO_REQUEST_TIMEOUT` for a free slot of this app."""
+    return DeadlineExceeded(
+        f"This app was busy for {_seconds(limit_s)}: your run waited for a free slot and "
+        "was never sent. Try again later.",
+        detail=f"no slot within {limit_s:g}s",
+    )

@@ -31,7 +31,14 @@ from backend.client import Job
 from backend.database import Database
 from backend.edits import EditDraft, draft_edit
 from backend.endpoints import ENDPOINTS, Endpoint, Registry
-from backend.errors import Cancelled, InternalError, InvalidInput, MissingKey, StudioError
+from backend.errors import (
+    Cancelled,
+    InternalError,
+    InvalidInput,
+    MissingKey,
+    StudioError,
+    waited_too_long,
+)
 from backend.history import HistoryEntry, HistoryStore, entry_from_result
 from backend.inputs import (
     canvas_background,
@@ -261,7 +268,21 @@ class RunService:
         started = time.monotonic()
         finished: Finished | None = None
         async with self.scheduler.slot(visitor) as wait:
-            async for place in wait:
+            # The request's deadline covers its wait for a slot too: a call that
+            # never gets one ends in a sentence, and its place in line goes. (Each
+            # wait is bounded on its own: a timeout around the `yield`s would be
+            # armed in whichever task drove the generator first.)
+            limit = self.settings.request_timeout_s
+            deadline = time.monotonic() + limit
+            places = aiter(wait)
+            while not wait.started:
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        place = await anext(places)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise waited_too_long(limit) from None
                 yield Waiting(place.yours_ahead, place.running, time.monotonic() - started)
             async with closing(generator.stream(job, key)) as events:
                 async for event in events:

@@ -7,8 +7,13 @@ import asyncio
 
 import pytest
 
+from backend import Settings, TextToImageRequest
+from backend.errors import DeadlineExceeded
+from backend.progress import Submitted
 from backend.scheduler import Scheduler, TooManyWaiting
+from backend.service import Caller, RunService
 from backend.visitors import TrustedProxies
+from tests.conftest import HOST_KEY
 
 
 async def hold(scheduler: Scheduler, visitor: str, started: list[str], release: asyncio.Event):
@@ -130,3 +135,37 @@ PROXIES = TrustedProxies.of(["127.0.0.0/8", "10.0.0.0/8"])
 def test_the_visitor_is_the_right_most_hop_that_is_not_a_trusted_proxy(peer, forwarded, visitor):
     headers = {"x-forwarded-for": forwarded} if forwarded else {}
     assert PROXIES.visitor(peer, headers) == visitor
+
+
+class Forever:
+    """An image generator whose requests never finish (a test's own, injected)."""
+
+    async def stream(self, job, key):
+        yield Submitted("forever", 0.0)
+        await asyncio.Event().wait()
+
+
+async def test_a_call_that_never_gets_a_slot_ends_at_the_deadline_and_leaves_the_line(tmp_path):
+    settings = Settings(fal_key=HOST_KEY, results_dir=tmp_path, concurrency_limit=1)
+    # Below the 5 s a host may set (model_copy skips that check): a test needs no longer.
+    service = RunService(
+        settings.model_copy(update={"request_timeout_s": 0.5}), fal=Forever(), demo=Forever()
+    )
+    endpoint = service.endpoints.text_to_image
+
+    async def build():
+        return TextToImageRequest.parse(prompt="p")
+
+    async def consume(caller: Caller) -> list[object]:
+        return [event async for event in service.run(endpoint, build, caller)]
+
+    holder = asyncio.create_task(consume(Caller("198.51.100.1")))
+    await asyncio.sleep(0.05)
+    with pytest.raises(DeadlineExceeded) as caught:
+        await consume(Caller("198.51.100.2"))
+    assert "waited for a free slot and was never sent" in caught.value.message
+    assert service.scheduler.waiting_total == 0 and service.scheduler.running_total == 1
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
+    assert service.scheduler.running_total == 0
