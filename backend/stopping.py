@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from backend.errors import Cancelled
-from backend.progress import Uploading
+from backend.progress import Uploading, Waiting
 
 E = TypeVar("E")
 
@@ -28,8 +28,8 @@ async def until_stopped(
 ) -> AsyncIterator[E]:
     """`events` until `stop` is set, then `Cancelled` at once.
 
-    Any event but `Uploading` shows that something was sent to fal: stopped
-    before one, the sentence says nothing was sent.
+    Any event but `Waiting` (for a slot here) and `Uploading` shows that something
+    was sent to fal: stopped before one, the sentence says nothing was sent.
     """
     sent = False
     abandoned = False
@@ -52,7 +52,7 @@ async def until_stopped(
             done, event = step.result()
             if done:
                 return
-            sent = sent or not isinstance(event, Uploading)
+            sent = sent or not isinstance(event, Waiting | Uploading)
             yield event
     finally:
         waiter.cancel()

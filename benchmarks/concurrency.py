@@ -1,7 +1,6 @@
 """Benchmarks 1 and 6: simultaneous `/generate` calls, and the app's memory meanwhile.
 
-32 visitors (one `gradio_client.Client` each, each with its own X-Forwarded-For,
-so the per-visitor job limit stays at its default of 4 and is never reached)
+32 visitors (one `gradio_client.Client` each, each with its own X-Forwarded-For)
 call `/generate` at the same moment; the fake fal service takes 2 s per
 request. Figure: wall time from the start signal to the last result / 2 s
 (physical limit 1.0). Every setting of the app is its default.

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from backend import Settings, TextToImageRequest
-from backend.errors import DeadlineExceeded
-from backend.progress import Submitted
+from backend.errors import Cancelled, DeadlineExceeded
+from backend.progress import Submitted, Waiting
 from backend.scheduler import Scheduler, TooManyWaiting
 from backend.service import Caller, RunService
 from backend.visitors import TrustedProxies
@@ -169,3 +169,33 @@ async def test_a_call_that_never_gets_a_slot_ends_at_the_deadline_and_leaves_the
     with pytest.raises(asyncio.CancelledError):
         await holder
     assert service.scheduler.running_total == 0
+
+
+async def test_stop_frees_a_waiting_calls_place_and_says_nothing_was_sent(tmp_path):
+    settings = Settings(fal_key=HOST_KEY, results_dir=tmp_path, concurrency_limit=1)
+    service = RunService(settings, fal=Forever(), demo=Forever())
+    endpoint = service.endpoints.text_to_image
+
+    async def build():
+        return TextToImageRequest.parse(prompt="p")
+
+    seen: list[object] = []
+
+    async def consume(caller: Caller) -> None:
+        async for event in service.run(endpoint, build, caller):
+            seen.append(event)
+
+    holder = asyncio.create_task(consume(Caller("198.51.100.1")))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(consume(Caller("198.51.100.2", session="page-2")))
+    await asyncio.sleep(0.05)
+    assert service.scheduler.waiting_total == 1
+    assert any(isinstance(event, Waiting) for event in seen)
+    service.stop("page-2", endpoint.tab)
+    with pytest.raises(Cancelled) as caught:
+        await waiting
+    assert caught.value.message == "Stopped before anything was sent to fal."
+    assert service.scheduler.waiting_total == 0
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
