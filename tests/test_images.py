@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import struct
-import time
 import tracemalloc
 import warnings
 import zlib
@@ -361,16 +360,14 @@ def test_decompression_bomb_is_refused_from_its_header_without_allocating():
     bomb = png_header_only(40000, 40000)  # 1.6 gigapixels in ~100 bytes
     assert len(bomb) < 200
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(InvalidInput) as caught:
             prepare_image(bomb, name="bomb.png")
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    # Decoding it would take 1.6 GB (4.8 GB as RGB): the peak shows it was never tried.
     assert peak < 50 * 1024 * 1024
-    assert elapsed < 1.0
     assert "bomb.png" in caught.value.message
     assert one_sentence(caught.value.message)
 
