@@ -496,6 +496,28 @@ async def test_result_before_completion_is_400(fake):
 
 
 @pytest.mark.asyncio
+async def test_a_gate_holds_requests_until_enough_run_together(fake):
+    fake.latency = 0.0
+    fake.gate(2, timeout=600)
+    fal = client()
+    held = await fal.submit(TEXT_TO_IMAGE, {"prompt": "first"})
+    await asyncio.to_thread(fake.wait_until, lambda: fake.in_flight == 1)
+    assert isinstance(await held.status(), InProgress), "held, with no latency to wait"
+    await fal.subscribe(TEXT_TO_IMAGE, {"prompt": "second"})
+    assert len((await held.get())["images"]) == 1
+    assert fake.max_in_flight == 2
+    # Open now: the next request is not held.
+    await fal.subscribe(TEXT_TO_IMAGE, {"prompt": "third"})
+
+
+@pytest.mark.asyncio
+async def test_a_gate_that_is_never_reached_opens_at_its_timeout(fake):
+    fake.gate(5, timeout=0.2)
+    assert len((await client().subscribe(TEXT_TO_IMAGE, {"prompt": "alone"}))["images"]) == 1
+    assert fake.max_in_flight == 1
+
+
+@pytest.mark.asyncio
 async def test_cancel_a_never_finishing_request(fake):
     fake.inject(Fault.never_finish())
     fal = client()

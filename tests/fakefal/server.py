@@ -441,6 +441,7 @@ class FakeFal:
         self._in_flight: set[str] = set()
         self._max_in_flight = 0
         self._internal_errors: list[str] = []
+        self._gate: tuple[int, float] | None = None  # (requests in progress, deadline)
 
     def reset(self) -> None:
         """Forget all records, files and pending faults; restore the default knobs.
@@ -509,6 +510,16 @@ class FakeFal:
     def wait_for_submissions(self, n: int, timeout: float = 10) -> list[Submission]:
         self.wait_until(lambda: len(self.submissions) >= n, timeout, f"{n} submission(s)")
         return self.submissions
+
+    def gate(self, count: int, timeout: float = 20.0) -> None:
+        """Hold each request IN_PROGRESS, before its latency, until `count` requests are
+        in progress at once; then the gate stays open until reset(). A test of
+        concurrency needs no window of time then: requests that really run together
+        all reach it however slowly a loaded machine starts them, and requests run one
+        at a time never do (after `timeout` seconds the gate opens anyway, so such a
+        test fails on max_in_flight instead of hanging)."""
+        with self._lock:
+            self._gate = (count, time.monotonic() + timeout)
 
     # --- faults ---------------------------------------------------------------------
 
@@ -846,6 +857,8 @@ class FakeFal:
         if queue_time > 0 and await self._wait_in_queue(sub, queue_time):
             return self._complete_cancelled(sub)
         self._begin(sub)
+        if await self._held_at_gate(sub):
+            return self._complete_cancelled(sub)
         if sub.blocking_errors:
             return self._complete_invalid(sub, sub.blocking_errors)
         arguments = SCHEMAS[sub.endpoint].with_defaults(sub.arguments)
@@ -897,6 +910,20 @@ class FakeFal:
             if await self._sleep_or_cancelled(sub, queue_time / QUEUE_STEPS):
                 return True
         return False
+
+    async def _held_at_gate(self, sub: Submission) -> bool:
+        """Wait while gate() holds requests back; True if `sub` was cancelled meanwhile."""
+        while True:
+            with self._lock:
+                gate = self._gate
+                if gate is not None and (
+                    len(self._in_flight) >= gate[0] or time.monotonic() > gate[1]
+                ):
+                    self._gate = gate = None
+            if gate is None:
+                return False
+            if await self._sleep_or_cancelled(sub, 0.01):
+                return True
 
     async def _sleep_or_cancelled(self, sub: Submission, seconds: float) -> bool:
         """Sleep `seconds` unless the request is cancelled; True if it was."""
