@@ -424,6 +424,10 @@ def _animated(t: Path, fmt: str, name: str) -> EditCase:
     frames = [Image.new("RGB", MAIN_SIZE, colour) for colour in ((0, 200, 0), (200, 0, 200))]
     path = t / name
     frames[0].save(path, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    # The input must really be an animation, or the test proves nothing: a Pillow that
+    # cannot write one fails here, as in test_images.py, rather than passing or skipping.
+    with Image.open(path) as written:
+        assert getattr(written, "n_frames", 1) == 2, f"{name} is not an animation"
     return EditCase([path])
 
 
