@@ -217,9 +217,9 @@ async def test_edit_with_uploaded_png_data_uri_and_mask(fake):
     alpha = sub.decoded_inputs[2].to_pil().getchannel("A")
     assert alpha.getpixel((150, 100)) == 0 and alpha.getpixel((5, 5)) == 255
 
-    assert [(u.file_name, u.content_type, u.via) for u in fake.uploads] == [
-        ("photo.png", "image/png", "cdn"),
-        ("mask.png", "image/png", "cdn"),
+    assert [(u.file_name, u.content_type, u.via, u.key) for u in fake.uploads] == [
+        ("photo.png", "image/png", "cdn", "test-key"),  # the key its CDN token came from
+        ("mask.png", "image/png", "cdn", "test-key"),
     ]
     roles = {(h.role, h.method, h.path) for h in fake.http_log}
     assert ("rest", "POST", "/storage/auth/token") in roles
@@ -714,10 +714,10 @@ async def test_slow_adds_latency_to_one_request(fake):
 async def test_one_failed_upload_falls_back_to_storage(fake):
     # Surprise: fal_client.upload() falls back from the v3 CDN to REST storage.
     fake.inject(Fault.http_error("upload", 500, detail="cdn down"))
-    url = await client().upload(b"hello", "text/plain", "hello.txt")
+    url = await client("storage-key").upload(b"hello", "text/plain", "hello.txt")
     assert fake.download(url) == b"hello"
     (upload,) = fake.uploads
-    assert (upload.via, upload.file_name) == ("storage", "hello.txt")
+    assert (upload.via, upload.file_name, upload.key) == ("storage", "hello.txt", "storage-key")
 
 
 @pytest.mark.asyncio

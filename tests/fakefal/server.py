@@ -127,6 +127,12 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _key_of(request: _Request) -> str:
+    """The fal key in a request's `Authorization: Key <key>` header ("" if none)."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme == "Key" else ""
+
+
 # --- uvicorn plumbing ----------------------------------------------------------------
 
 
@@ -292,7 +298,8 @@ class FakeFal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_error: BaseException | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._cdn_tokens: set[str] = set()  # survive reset(): clients cache them for 1h
+        # token -> the key it was issued to; survive reset(): clients cache them for 1h
+        self._cdn_tokens: dict[str, str] = {}
         self._generation = 0  # reset() count
         self._clear_records()
 
@@ -433,7 +440,7 @@ class FakeFal:
         self._by_id: dict[str, Submission] = {}
         self._uploads: list[Upload] = []
         self._files: dict[str, _StoredFile] = {}
-        self._pending_blobs: dict[str, tuple[str, str]] = {}
+        self._pending_blobs: dict[str, tuple[str, str, str]] = {}  # name, type, key
         self._submission_faults: deque[Fault] = deque()
         self._prompt_faults: dict[str, deque[Fault]] = {}
         self._upload_faults: deque[Fault] = deque()
@@ -1120,7 +1127,7 @@ class FakeFal:
                 return denied
             token = secrets.token_urlsafe(24)
             with self._lock:
-                self._cdn_tokens.add(token)
+                self._cdn_tokens[token] = _key_of(request)
             expires = datetime.now(UTC) + timedelta(hours=1)
             return _json(
                 200,
@@ -1150,7 +1157,7 @@ class FakeFal:
             return _error_reply(422, "Expected a JSON body with file_name and content_type")
         blob_id = secrets.token_hex(8)
         with self._lock:
-            self._pending_blobs[blob_id] = (file_name, content_type)
+            self._pending_blobs[blob_id] = (file_name, content_type, _key_of(request))
         return _json(
             200,
             {
@@ -1164,13 +1171,14 @@ class FakeFal:
             pending = self._pending_blobs.pop(blob_id, None)
         if pending is None:
             return _error_reply(404, "Unknown upload")
-        file_name, content_type = pending
+        file_name, content_type, key = pending
         self._store_upload(
             request.body,
             request.headers.get("content-type") or content_type,
             file_name,
             blob_id,
             "storage",
+            key,
         )
         return _json(200, {})
 
@@ -1184,11 +1192,12 @@ class FakeFal:
         file_name: str,
         file_id: str,
         via: Literal["cdn", "storage"],
+        key: str,
     ) -> str:
         url = self._file_url(file_id, file_name)
         with self._lock:
             self._files[f"/files/{file_id}/{file_name}"] = _StoredFile(data, content_type)
-            self._uploads.append(Upload(data, content_type, file_name, url, via))
+            self._uploads.append(Upload(data, content_type, file_name, url, via, key))
         return url
 
     def _upload_fault(self) -> _Action | None:
@@ -1227,8 +1236,8 @@ class FakeFal:
     def _cdn_upload(self, request: _Request) -> _Action:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         with self._lock:
-            known = token in self._cdn_tokens
-        if scheme != "Bearer" or not known:
+            key = self._cdn_tokens.get(token)
+        if scheme != "Bearer" or key is None:
             return _error_reply(401, "Invalid or missing CDN token")
         if (failed := self._upload_fault()) is not None:
             return failed
@@ -1236,7 +1245,9 @@ class FakeFal:
         file_name = request.headers.get("x-fal-file-name") or (
             secrets.token_hex(8) + (mimetypes.guess_extension(content_type) or ".bin")
         )
-        url = self._store_upload(request.body, content_type, file_name, secrets.token_hex(6), "cdn")
+        url = self._store_upload(
+            request.body, content_type, file_name, secrets.token_hex(6), "cdn", key
+        )
         return _json(
             200,
             {
