@@ -112,7 +112,7 @@ def test_two_browsers_never_see_each_others_history(browser, app_server, fake):
             page.reload()  # what the server keeps for this browser, not what the page held
             open_history(page)
             page.wait_for_function(
-                "document.querySelector('#history-total')?.innerText.includes('1 run ')"
+                "document.querySelector('#history-total')?.innerText.includes('in this browser')"
             )
             assert page.inner_text("#history-total").strip() == (
                 "1 run in this browser · session total $0.009"
