@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +50,37 @@ GENERATE_ARGUMENTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the summary table."""
+    """One line of the summary table: a figure, its target, and the floors measured beside it.
+
+    `stats` holds the figure's statistic(s) by name. Where two honest statistics of the
+    same measurements exist (the median of per-round ratios, and the ratio of the
+    medians), both are reported, and the target is met only when both meet it.
+    """
 
     benchmark: str
-    figure: str
-    target: str
-    met: bool
+    stats: dict[str, float]  # statistic -> value, in `unit`; "" names a lone statistic
+    unit: str = ""  # appended to every value: "", " ms", " MB", " s"
+    digits: int = 2  # decimals shown
+    limit: float | None = None  # met when every statistic is <= limit; None: no target
+    floors: dict[str, float] = field(default_factory=dict)  # measured beside it, same unit
+    detail: str = ""  # what a reader needs to read the figure (one run's raw numbers)
+
+    @property
+    def met(self) -> bool | None:
+        if self.limit is None:
+            return None
+        return all(value <= self.limit for value in self.stats.values())
+
+    @property
+    def target(self) -> str:
+        return "-" if self.limit is None else f"≤ {self.limit:g}{self.unit}"
+
+    def value(self, number: float) -> str:
+        return f"{number:.{self.digits}f}{self.unit}"
+
+    def figure(self) -> str:
+        """The statistics of this one run, e.g. "per-round median 1.031; ratio of medians 1.051"."""
+        return "; ".join(f"{name} {self.value(v)}".strip() for name, v in self.stats.items())
 
 
 def report(row: Row) -> None:

@@ -194,20 +194,21 @@ def main(smoke: bool, app_path: Path = APP) -> None:
     label = f"{visitors} × /generate, {latency:g} s latency"
     report(
         Row(
-            f"1. Concurrency ({label})",
-            f"wall / latency = {ratio:.2f} (median of {len(results)}: {walls} s; "
-            f"bare Gradio floor {floor_ratio:.2f})",
-            f"≤ {TARGET_RATIO}",
-            ratio <= TARGET_RATIO,
+            f"1. Concurrency: wall / latency, {label}",
+            {"": ratio},
+            limit=TARGET_RATIO,
+            floors={"bare Gradio app": floor_ratio},
+            detail=f"median of {len(results)} burst(s): {walls} s",
         )
     )
     report(
         Row(
-            "6. Memory (during 1)",
-            f"peak RSS growth {growth:.0f} MB "
-            f"(idle {idle / mb:.0f} → peak {sampler.peak / mb:.0f})",
-            f"≤ {TARGET_GROWTH_MB:.0f} MB",
-            growth <= TARGET_GROWTH_MB,
+            "6. Memory: peak RSS growth during 1",
+            {"": growth},
+            unit=" MB",
+            digits=0,
+            limit=TARGET_GROWTH_MB,
+            detail=f"idle {idle / mb:.0f} → peak {sampler.peak / mb:.0f} MB",
         )
     )
 

@@ -1,12 +1,19 @@
-"""Benchmark 5: from fal reporting COMPLETED to four 1536x1024 PNGs shown in the page.
+"""Benchmark 5: from fal finishing a request to four 1536x1024 PNGs shown in the page.
 
-The app runs as `python app.py`; Debian's Chromium (Playwright) clicks Generate
-on the Generate tab with image_size 1536x1024, num_images 4, png. The fake fal
-service runs in this process, so its records give the moments:
+The app runs as `python app.py` with its default settings, so it polls fal's queue as
+it does in production: from every 0.1 s, spacing out to a tenth of the time waited,
+at most 1 s. The fake fal service takes a realistic 20 s per request (LATENCY), and
+knows when it finished: the clock starts there, so the time until the app's next poll
+sees COMPLETED is counted. The latency steps through one poll interval (POLL_SPAN)
+over the rounds, so the moment fal finishes falls at every phase of the app's polls
+in turn, as it would by chance.
 
-- COMPLETED reported: arrival of the first status poll that found the request
-  COMPLETED (the fake's `finished_at` is when it became so; the gap between
-  the two is the app's poll interval at work, shown separately);
+Debian's Chromium (Playwright) clicks Generate on the Generate tab with image_size
+1536x1024, num_images 4, png. The fake runs in this process, so its records give
+the moments:
+
+- fal finished: the fake's `finished_at` for the request (when it became COMPLETED);
+- COMPLETED seen: arrival of the app's first status poll after that;
 - shown: a watcher installed in the page before the click stamps
   `performance.timeOrigin + performance.now()` when all four
   `#t2i-gallery img` are new, `complete` and `naturalWidth > 0` (checked on
@@ -18,7 +25,7 @@ service runs in this process, so its records give the moments:
 Two kinds of results alternate: "photo" PNGs that compress like fal's real ones
 (about 2.9 MB each; this benchmark swaps them into the fake's renderer) and the
 fake's own flat PNGs (about 28 KB each), which show the cost that does not
-depend on size. Target: photo-like, median <= 300 ms.
+depend on size. Target: photo-like, median <= 300 ms from fal finished to shown.
 
     python -m benchmarks.delivery [--smoke]
 """
@@ -43,7 +50,11 @@ from benchmarks.common import (
     workdir,
 )
 
-LATENCY = 0.5
+LATENCY = 20.0  # seconds: a realistic request (fal's gpt-image-1.5 takes tens of seconds)
+# The app's poll interval by then: a tenth of the time waited, at most 1 s. The rounds'
+# latencies step through it, so fal finishes at every phase of the polls in turn.
+POLL_SPAN = 1.0
+WARM_UP_LATENCY = 0.5
 TARGET_S = 0.300
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -108,9 +119,8 @@ async (args) => {
 class Delivery:
     kind: str
     bytes_each: int
-    poll_lag_s: float  # fake COMPLETED -> the poll that reported it
-    total_s: float  # reported -> shown
-    steps: dict[str, float]  # moments after "reported", seconds
+    total_s: float  # fal finished -> shown
+    steps: dict[str, float]  # moments after fal finished, seconds
 
 
 def clock_offset(page: Any) -> tuple[float, float]:
@@ -134,11 +144,12 @@ def choose(page: Any, elem_id: str, value: str) -> None:
 
 
 def main(smoke: bool, app_path: Path = APP) -> None:
-    rounds = 1 if smoke else 8  # of each kind
+    rounds = 1 if smoke else 5  # of each kind
+    latency = 2.0 if smoke else LATENCY
     from tests.fakefal import images as fake_images
     from tests.fakefal import shared_fake
 
-    fake = shared_fake(latency=LATENCY)
+    fake = shared_fake(latency=latency)
     photos = {index: photo_png(1536, 1024, seed=100 + index) for index in range(4)}
     flat_render = fake_images.render
 
@@ -169,9 +180,12 @@ def main(smoke: bool, app_path: Path = APP) -> None:
             page.fill("#t2i-prompt textarea", f"{kind} lighthouse {index}")
             page.evaluate(WATCH, page.evaluate(SOURCES))
             fake.reset()
+            # Both kinds of a pair share a latency; the pairs step through one poll span.
+            step = (index - 1) // 2
+            fake.latency = WARM_UP_LATENCY if index == 0 else latency + POLL_SPAN * step / rounds
             page.click("#t2i-run")
             try:
-                page.wait_for_function("window.__shown !== null", timeout=60_000)
+                page.wait_for_function("window.__shown !== null", timeout=(latency + 60) * 1000)
             except Exception:
                 status = page.inner_text("#t2i-status")
                 raise RuntimeError(f"no four new images; status: {status!r}") from None
@@ -187,36 +201,45 @@ def main(smoke: bool, app_path: Path = APP) -> None:
     fake_images.render = flat_render
 
     print(
-        f"delivery: fal COMPLETED -> 4 x 1536x1024 PNG shown in Chromium, {rounds} of each kind "
-        f"(page clock offset known to ±{error * 1000:.1f} ms)"
+        f"delivery: fal finished -> 4 x 1536x1024 PNG shown in Chromium, {rounds} of each "
+        f"kind, fal latency {latency:g}–{latency + POLL_SPAN * (rounds - 1) / rounds:g} s, "
+        f"the app's default polling (page clock offset known to ±{error * 1000:.1f} ms)"
     )
-    headline = 0.0
+    headline, lag, after_seen = 0.0, 0.0, 0.0
     for kind in kinds:
         runs = [r for r in results if r.kind == kind]
         total = median([r.total_s for r in runs])
         if kind == "photo":
             headline = total
-        lag = median([r.poll_lag_s for r in runs])
+            lag = median([r.steps[SEEN] for r in runs])
+            after_seen = median([r.total_s - r.steps[SEEN] for r in runs])
         print(
-            f"  {kind} ({runs[0].bytes_each / 1e6:.2f} MB each): median {ms(total)} after the "
-            f"poll that reported COMPLETED ({', '.join(ms(r.total_s) for r in runs)}); "
-            f"poll lag before it {ms(lag)}"
+            f"  {kind} ({runs[0].bytes_each / 1e6:.2f} MB each): median {ms(total)} after fal "
+            f"finished ({', '.join(ms(r.total_s) for r in runs)})"
         )
-        for step in runs[0].steps:
-            print(f"    {step:<40} +{ms(median([r.steps[step] for r in runs]))}")
+        for name in runs[0].steps:
+            print(f"    {name:<40} +{ms(median([r.steps[name] for r in runs]))}")
     print(
         f"  floor: the page fetching the same four photo-like files again from the app and "
         f"decoding them: median {ms(median(refetch))}"
     )
     report(
         Row(
-            "5. Result delivery (4 × 1536x1024 PNG, ~2.9 MB each)",
-            f"{headline * 1000:.0f} ms from COMPLETED reported to shown (the browser alone "
-            f"re-fetching the four files: {ms(median(refetch))})",
-            f"≤ {TARGET_S * 1000:.0f} ms",
-            headline <= TARGET_S,
+            "5. Result delivery: fal finished → 4 × 1536x1024 PNG (~2.9 MB each) shown",
+            {"": headline * 1000},
+            unit=" ms",
+            digits=0,
+            limit=TARGET_S * 1000,
+            floors={"the browser re-fetching the 4 files": median(refetch) * 1000},
+            detail=(
+                f"{latency:g} s latency; the app's poll sees COMPLETED after {ms(lag)}, "
+                f"then {ms(after_seen)} to shown"
+            ),
         )
     )
+
+
+SEEN = "the app's poll sees COMPLETED"
 
 
 def _delivery(
@@ -224,22 +247,23 @@ def _delivery(
 ) -> Delivery:
     [sub] = fake.submissions
     assert sub.finished_at is not None, "the request did not complete"
+    finished = sub.finished_at
     base = f"/fal-ai/gpt-image-1.5/requests/{sub.request_id}"
     log = fake.http_log
-    polls = [r.time for r in log if r.path == base + "/status" and r.time >= sub.finished_at]
-    reported = min(polls)
+    seen = min(r.time for r in log if r.path == base + "/status" and r.time >= finished)
     result = min(r.time for r in log if r.path == base and r.method == "GET")
     downloads = [r.time for r in log if r.role == "cdn" and r.method == "GET"]
     steps = {
-        "app asks fal for the result": result - reported,
-        "app starts downloading the images": min(downloads) - reported,
-        "app starts the last download": max(downloads) - reported,
-        "browser requests the first image": min(r[0] for r in resources) / 1000 - offset - reported,
-        "browser has received every image": max(r[1] for r in resources) / 1000 - offset - reported,
-        "all four shown (complete, decoded)": shown - reported,
+        SEEN: seen - finished,
+        "app asks fal for the result": result - finished,
+        "app starts downloading the images": min(downloads) - finished,
+        "app starts the last download": max(downloads) - finished,
+        "browser requests the first image": min(r[0] for r in resources) / 1000 - offset - finished,
+        "browser has received every image": max(r[1] for r in resources) / 1000 - offset - finished,
+        "all four shown (complete, decoded)": shown - finished,
     }
     size = int(max(r[2] for r in resources)) if resources else 0
-    return Delivery(kind, size, reported - sub.finished_at, shown - reported, steps)
+    return Delivery(kind, size, shown - finished, steps)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ Floor: one upload of the largest of the four files alone, same fal client,
 alternating with the full preparation; a second floor, the four files already
 prepared and uploaded at once, shows what parallel uploads cost on this machine
 (on loopback they share the CPU of both ends). Figures: the mask conversion (median of
-the runs: edit area and PNG, alone) and total preparation / largest upload alone.
+the runs: edit area and PNG, alone) and total preparation / largest upload alone, as
+the median of per-round ratios and as the ratio of the medians (the target needs both).
 
     python -m benchmarks.edit_prep [--smoke]
 """
@@ -169,25 +170,36 @@ async def _measure(paths: list[Path], editor: dict[str, Any], rounds: int) -> No
         f"  {'mask area + PNG, alone':<36} median {ms(median(mask_only)):>7}  ({spread(mask_only)})"
     )
     mask_s = median(mask_only)
-    ratio = median(steps["total"]) / median(alone)
+    total, alone_s = median(steps["total"]), median(alone)
+    # Round i ran one full preparation and one upload alone, side by side: per-round
+    # ratios, and the ratio of the medians. The target needs both.
+    per_round = median([t / a for t, a in zip(steps["total"], alone, strict=True)])
+    ratio = total / alone_s
+    print(
+        f"  total / largest upload alone: per-round median {per_round:.2f}, "
+        f"ratio of the medians {ratio:.2f}"
+    )
     report(
         Row(
-            "3. Edit prep: mask conversion",
-            f"{mask_s * 1000:.1f} ms (3 RGBA layers 1536x1024 → PNG)",
-            f"≤ {TARGET_MASK_S * 1000:.0f} ms",
-            mask_s <= TARGET_MASK_S,
+            "3. Edit prep: mask conversion (3 RGBA layers 1536x1024 → PNG)",
+            {"": mask_s * 1000},
+            unit=" ms",
+            digits=1,
+            limit=TARGET_MASK_S * 1000,
         )
     )
     report(
         Row(
             "3. Edit prep: total / largest upload",
-            f"{ratio:.2f} ({ms(median(steps['total']))} / {ms(median(alone))}; "
-            f"prepare {ms(median(steps['read + prepare_image x3']))}, "
-            f"mask area {ms(median(steps['mask_from_editor (area)']))}, "
-            f"mask PNG + uploads {ms(median(steps['draft_edit + mask PNG + uploads x4']))}; "
-            f"the 4 uploads alone {median(parallel) / median(alone):.2f})",
-            f"≤ {TARGET_RATIO}",
-            ratio <= TARGET_RATIO,
+            {"per-round median": per_round, "ratio of medians": ratio},
+            limit=TARGET_RATIO,
+            floors={"the 4 uploads at once": median(parallel) / alone_s},
+            detail=(
+                f"{ms(total)} / {ms(alone_s)}; prepare "
+                f"{ms(median(steps['read + prepare_image x3']))}, mask area "
+                f"{ms(median(steps['mask_from_editor (area)']))}, mask PNG + uploads "
+                f"{ms(median(steps['draft_edit + mask PNG + uploads x4']))}"
+            ),
         )
     )
 

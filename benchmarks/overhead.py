@@ -16,8 +16,9 @@ Both servers are separate processes launched the same way with the same env,
 called through `gradio_client` the same way (one client each, warm). The
 client downloads result files as gradio_client does by default: the studio
 returns an image file, the bare app a URL inside JSON (nothing to download).
-Figures: the median over rounds of the studio/bare ratio and of the milliseconds
-added (the calls of a round share one fal latency), beside the plain medians.
+Figures: the studio/bare ratio and the milliseconds added, each two ways: the
+median over rounds of the per-round figure (the calls of a round share one fal
+latency), and the same figure of the medians. The target needs both.
 
     python -m benchmarks.overhead [--smoke]
 """
@@ -152,31 +153,38 @@ def main(smoke: bool, app_path: Path = APP) -> None:
     vs_direct = paired("studio", "direct", lambda a, b: a / b)
     bare_vs_direct = paired("bare Gradio", "direct", lambda a, b: a / b)
     added = paired("studio", "bare Gradio", lambda a, b: a - b) * 1000
+    # The same measurements, summed up the other way: the ratio and difference of the
+    # medians. Neither statistic is the honest one alone; the target needs both.
+    ratio_of_medians = medians["studio"] / medians["bare Gradio"]
     of_medians = (medians["studio"] - medians["bare Gradio"]) * 1000
     print(
-        f"  per round, median: studio / bare Gradio {vs_bare:.3f}, studio / direct "
-        f"{vs_direct:.3f}, bare Gradio / direct {bare_vs_direct:.3f}"
+        f"  studio / bare Gradio: per-round median {vs_bare:.3f}, ratio of the medians "
+        f"{ratio_of_medians:.3f}; studio / direct {vs_direct:.3f}, bare Gradio / direct "
+        f"{bare_vs_direct:.3f} (per round)"
     )
     print(
-        f"  added over bare Gradio: {added:+.0f} ms per round, median "
-        f"(difference of the medians: {of_medians:+.0f} ms)"
+        f"  added over bare Gradio: per-round median {added:+.0f} ms, difference of the "
+        f"medians {of_medians:+.0f} ms"
     )
+    detail = f"medians {ms(medians['studio'])} / {ms(medians['bare Gradio'])}"
     report(
         Row(
             "2. Overhead vs bare Gradio (ratio)",
-            f"{vs_bare:.3f} per round (medians {ms(medians['studio'])} / "
-            f"{ms(medians['bare Gradio'])}; vs direct fal_client {vs_direct:.3f}, "
-            f"bare vs direct {bare_vs_direct:.3f})",
-            f"≤ {TARGET_RATIO}",
-            vs_bare <= TARGET_RATIO,
+            {"per-round median": vs_bare, "ratio of medians": ratio_of_medians},
+            digits=3,
+            limit=TARGET_RATIO,
+            floors={"bare Gradio / direct fal_client": bare_vs_direct},
+            detail=f"{detail}; studio / direct {vs_direct:.3f}",
         )
     )
     report(
         Row(
             "2. Overhead vs bare Gradio (added)",
-            f"{added:+.0f} ms",
-            f"≤ {TARGET_ADDED_MS:.0f} ms",
-            added <= TARGET_ADDED_MS,
+            {"per-round median": added, "difference of medians": of_medians},
+            unit=" ms",
+            digits=0,
+            limit=TARGET_ADDED_MS,
+            detail=detail,
         )
     )
 

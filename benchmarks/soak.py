@@ -388,20 +388,29 @@ def print_report(
     faults = served - len(by_kind.get("generate", [])) - len(by_kind.get("edit", []))
     report(
         Row(
-            "soak",
-            f"{served} requests ({faults} with faults or bad input), "
-            f"{len(unexpected)} unexpected outcomes, {tracebacks} tracebacks",
-            "0 unexpected, 0 tracebacks, key never logged",
-            not unexpected and not tracebacks and not key_in_log and final_ok,
+            "Soak: what went wrong",
+            {
+                "unexpected outcomes": len(unexpected),
+                "tracebacks": tracebacks,
+                "key in the log": int(key_in_log),
+                "next request failed": int(not final_ok),
+            },
+            digits=0,
+            limit=0,
+            detail=f"{served} requests, {faults} with faults or bad input",
         )
     )
     report(
         Row(
-            "soak",
-            f"app RSS {at_start:.0f} MB at start, {warm:.0f} MB after warm-up, "
-            f"{at_end:.0f} MB at the end (peak {peak:.0f} MB)",
-            f"growth after warm-up < {TARGET_GROWTH_MB:.0f} MB",
-            growth < TARGET_GROWTH_MB,
+            "Soak: app RSS growth after warm-up",
+            {"": growth},
+            unit=" MB",
+            digits=0,
+            limit=TARGET_GROWTH_MB,
+            detail=(
+                f"{at_start:.0f} MB at start, {warm:.0f} MB after warm-up, {at_end:.0f} MB "
+                f"at the end (peak {peak:.0f} MB)"
+            ),
         )
     )
 

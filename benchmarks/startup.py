@@ -48,16 +48,21 @@ def main(smoke: bool, app_path: Path = APP) -> None:
 
     medians = {name: median(values) for name, values in times.items()}
     ratio = medians["studio"] / medians["bare Gradio"]
+    # Each round started one of each: per-round ratios too. The target needs both.
+    per_round = median([a / b for a, b in zip(times["studio"], times["bare Gradio"], strict=True)])
     print(f"start-up: launch to first HTTP 200 of GET /, {rounds} alternating round(s)")
     for name, values in times.items():
         print(f"  {name:<12} median {medians[name]:.2f} s  ({spread(values)})")
-    print(f"  studio / bare Gradio: {ratio:.2f} (target <= {TARGET_RATIO})")
+    print(
+        f"  studio / bare Gradio: per-round median {per_round:.2f}, ratio of the medians "
+        f"{ratio:.2f} (target <= {TARGET_RATIO})"
+    )
     report(
         Row(
             "4. Start-up vs bare Gradio",
-            f"{ratio:.2f} ({medians['studio']:.2f} s / {medians['bare Gradio']:.2f} s)",
-            f"≤ {TARGET_RATIO}",
-            ratio <= TARGET_RATIO,
+            {"per-round median": per_round, "ratio of medians": ratio},
+            limit=TARGET_RATIO,
+            detail=f"{medians['studio']:.2f} s / {medians['bare Gradio']:.2f} s",
         )
     )
 

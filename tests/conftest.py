@@ -50,10 +50,28 @@ def fake_service() -> FakeFal:
 
 @pytest.fixture
 def fake(fake_service: FakeFal) -> Iterator[FakeFal]:
-    """The fake fal service, with clean records and default behaviour."""
+    """The fake fal service, with clean records and default behaviour.
+
+    A bug in the fake answers 500 or never finishes a request, which can pass for
+    the app's own error, timeout or cancel path: the test fails if the fake recorded
+    an internal error, during the test or (from a module fixture) before it.
+    """
+    before = fake_service.internal_errors
     fake_service.reset()
+    _fail_on_internal_errors(before, "before this test (in a fixture that set it up)")
     yield fake_service
+    during = fake_service.internal_errors
     fake_service.reset()
+    _fail_on_internal_errors(during, "during this test")
+
+
+def _fail_on_internal_errors(errors: list[str], when: str) -> None:
+    if errors:
+        pytest.fail(
+            f"the fake fal service had {len(errors)} internal error(s) {when}:\n"
+            + "\n".join(errors),
+            pytrace=False,
+        )
 
 
 def free_port() -> int:

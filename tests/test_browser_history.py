@@ -51,7 +51,10 @@ def test_history_restores_a_runs_prompt_and_parameters_even_after_a_reload(
         page.wait_for_function(
             "document.querySelector('#history-total')?.innerText.includes('2 runs')"
         )
-        assert "session total $0.1" in page.inner_text("#history-total")  # $0.013 + $0.133
+        # low 1536x1024 $0.013 + high 1024x1024 $0.133, plus ~$0.0001 of prompt tokens.
+        assert page.inner_text("#history-total").strip() == (
+            "2 runs in this browser · session total $0.15"
+        )
         thumbnails = page.locator("#history .thumbnail-item")
         assert thumbnails.count() == 2
         thumbnails.nth(1).click()  # newest first: the second one is the fox
@@ -94,3 +97,36 @@ def test_parameters_load_back_from_a_saved_image(browser, app_server, fake, tmp_
         assert "Loaded the prompt" in page.inner_text("#load-status")
     finally:
         page.close()
+
+
+def test_two_browsers_never_see_each_others_history(browser, app_server, fake):
+    prompts = ["browser one: a red kite", "browser two: a blue whale"]
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 1100}) for _ in prompts]
+    try:
+        pages = [context.new_page() for context in contexts]
+        for page, prompt in zip(pages, prompts, strict=True):
+            page.goto(app_server.url)
+            choose(page, "t2i-quality", "low")
+            generate(page, prompt)
+        for page, own, other in ((pages[0], *prompts), (pages[1], *prompts[::-1])):
+            page.reload()  # what the server keeps for this browser, not what the page held
+            open_history(page)
+            page.wait_for_function(
+                "document.querySelector('#history-total')?.innerText.includes('in this browser')"
+            )
+            assert page.inner_text("#history-total").strip() == (
+                "1 run in this browser · session total $0.009"
+            )
+            thumbnails = page.locator("#history .thumbnail-item")
+            assert thumbnails.count() == 1
+            assert other not in page.inner_text("body"), "another browser's run is listed"
+            # A lone thumbnail is drawn large, its centre outside the gallery's box:
+            # click inside its corner.
+            thumbnails.first.click(position={"x": 10, "y": 10})
+            page.wait_for_function(
+                "([own]) => document.querySelector('#t2i-prompt textarea').value === own",
+                arg=[own],
+            )
+    finally:
+        for context in contexts:
+            context.close()

@@ -112,3 +112,49 @@ def test_stop_on_the_compare_tab_keeps_what_finished_and_cancels_the_rest(
         page.screenshot(path=str(artifacts / "compare-stopped.png"))
     finally:
         page.close()
+
+
+def test_stop_in_one_page_cancels_only_that_pages_run(browser, app_server, fake, artifacts):
+    # Two tabs of one browser: two page sessions with the same browser id, so Stop must
+    # follow the page session (not the browser, nor the visitor's address).
+    stopped_prompt, finishing_prompt = "page A: a run to stop", "page B: a run that finishes"
+    fake.inject(Fault.never_finish(), prompt=stopped_prompt)
+    # Long enough to be still running when A's Stop reaches fal, with room to spare.
+    fake.inject(Fault.slow(10), prompt=finishing_prompt)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        a, b = context.new_page(), context.new_page()
+        for page, prompt in ((a, stopped_prompt), (b, finishing_prompt)):
+            page.goto(app_server.url)
+            page.fill("#t2i-prompt textarea", prompt)
+            page.click("#t2i-run")
+        for page in (a, b):
+            page.wait_for_function(STATUS_INCLUDES.format(text="Generating"), timeout=15_000)
+        by_prompt = {sub.arguments["prompt"]: sub for sub in fake.wait_for_submissions(2)}
+        stopped, finishing = by_prompt[stopped_prompt], by_prompt[finishing_prompt]
+
+        a.click("#t2i-stop")
+        fake.wait_until(lambda: stopped.cancelled, message="A's cancel to reach fal")
+        a.wait_for_function(STATUS_INCLUDES.format(text="Stopped"), timeout=5_000)
+        assert not finishing.cancelled, "A's Stop cancelled B's run at fal"
+        assert finishing.state == "IN_PROGRESS", (
+            "B's run must still be running when A's Stop is done, for this test to mean anything"
+        )
+
+        b.wait_for_function(STATUS_INCLUDES.format(text="✅"), timeout=60_000)
+        b.wait_for_function(
+            "[...document.querySelectorAll('#t2i-gallery img')]"
+            ".filter(img => img.complete && img.naturalWidth > 0).length === 1"
+        )
+        assert "Stopped" not in b.inner_text("#t2i-status")
+        assert a.inner_text("#t2i-status").strip() == (
+            "⏹️ Stopped. The request was cancelled at fal."
+        )
+        b.screenshot(path=str(artifacts / "stop-isolation-other-page.png"))
+    finally:
+        context.close()
+
+    assert finishing.state == "COMPLETED" and not finishing.cancelled
+    assert finishing.result is not None and len(finishing.result["images"]) == 1
+    cancels = [h.path for h in fake.http_log if h.method == "PUT" and h.path.endswith("/cancel")]
+    assert cancels == [f"/fal-ai/gpt-image-1.5/requests/{stopped.request_id}/cancel"]

@@ -6,7 +6,9 @@ import pytest
 
 
 def test_compare_runs_every_setting_together_and_labels_each(api, fake):
-    fake.latency = 1.0
+    # Held at fal until all six run together: settings run one after another never get
+    # there (the gate then opens at its timeout, and max_in_flight says 1).
+    fake.gate(6)
     gallery, records, status = api.predict(
         prompt="a paper boat on a puddle",
         qualities=["low", "medium", "high"],

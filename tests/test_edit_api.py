@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from gradio_client import handle_file
+from gradio_client import Client, handle_file
 from PIL import Image
 
 EDIT = "fal-ai/gpt-image-1.5/edit"
@@ -118,6 +119,67 @@ def test_small_inputs_travel_inline_and_large_ones_are_uploaded(api, fake, tmp_p
     assert second.startswith("data:image/png;base64,"), "the small one went inline"
     assert len(fake.uploads) == 1
     assert fake.uploads[0].data == big.read_bytes(), "sent byte for byte, not re-encoded"
+
+
+# Keys no other test uses: their clients in the app have no CDN token cached yet.
+UPLOADERS = {
+    "ana": "aaaa5555-0000-4000-8000-00000000001a:a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5",
+    "ben": "bbbb6666-0000-4000-8000-00000000001b:b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6b6",
+}
+
+
+def test_each_visitors_uploads_go_under_their_own_key(app_server, fake, tmp_path):
+    # The fake accepts only the visitors' keys: a token or an upload under the host's
+    # key (the app has one) would be refused too.
+    fake.accepted_keys = set(UPLOADERS.values())
+    photos = {}
+    for seed, name in enumerate(UPLOADERS, start=11):
+        noise = np.random.default_rng(seed).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+        photos[name] = tmp_path / f"{name}.png"
+        Image.fromarray(noise).save(photos[name], "PNG", compress_level=1)
+        assert photos[name].stat().st_size > 2_500_000, "over the inline limit: uploaded"
+    clients = {
+        name: Client(app_server.url, verbose=False, headers={"X-Forwarded-For": f"192.0.2.{n}"})
+        for n, name in enumerate(UPLOADERS, start=1)
+    }
+    release = threading.Barrier(len(UPLOADERS))
+    statuses: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def visit(name: str) -> None:
+        try:
+            release.wait(timeout=30)
+            _, _, statuses[name] = edit(
+                clients[name], [str(photos[name])], prompt=f"{name}'s edit", fal_key=UPLOADERS[name]
+            )
+        except BaseException as exc:  # collected: a thread's failure must fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=visit, args=(name,)) for name in UPLOADERS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=90)
+    assert errors == [] and all(status.startswith("✅") for status in statuses.values())
+
+    uploads = {photo.read_bytes(): name for name, photo in photos.items()}
+    assert sorted(uploads[upload.data] for upload in fake.uploads) == sorted(UPLOADERS)
+    for upload in fake.uploads:
+        owner = uploads[upload.data]
+        assert upload.key == UPLOADERS[owner], f"{owner}'s image went up under another key"
+    # Each visitor's client asked for its own storage token, with its own key only.
+    tokens = [h for h in fake.http_log if h.path == "/storage/auth/token"]
+    assert sorted(h.headers.get("authorization") for h in tokens) == sorted(
+        f"Key {key}" for key in UPLOADERS.values()
+    )
+    assert all(h.status == 200 for h in tokens)
+    for sub in fake.submissions:
+        owner = sub.arguments["prompt"].removesuffix("'s edit")
+        assert sub.authorization == f"Key {UPLOADERS[owner]}"
+        [url] = sub.arguments["image_urls"]
+        [upload] = [u for u in fake.uploads if u.url == url]
+        assert uploads[upload.data] == owner, "the request names its own visitor's upload"
+    assert len(fake.submissions) == len(UPLOADERS)
 
 
 def test_an_exif_rotated_photo_reaches_fal_upright(api, fake, tmp_path):

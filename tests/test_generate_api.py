@@ -162,23 +162,33 @@ def test_progress_streams_queue_position_then_model_logs(api, fake):
 
 
 def test_requests_from_many_users_run_at_the_same_time(app_server, fake):
-    fake.latency = 2.0
     users = 8
+    # Distinct visitors behind a proxy (the app counts jobs per visitor), every client
+    # connected before any calls: a client's start-up is no part of the test.
+    clients = [
+        Client(app_server.url, verbose=False, headers={"X-Forwarded-For": f"198.51.100.{n}"})
+        for n in range(users)
+    ]
+    # The fake holds each request until all are running together: no window of time
+    # for a loaded machine to miss, and one at a time never gets there.
+    fake.gate(users)
+    release = threading.Barrier(users)
     results: list[object] = []
+    errors: list[BaseException] = []
 
     def one_user(n: int) -> None:
-        # Distinct visitors behind a proxy (the app counts jobs per visitor).
-        client = Client(
-            app_server.url, verbose=False, headers={"X-Forwarded-For": f"198.51.100.{n}"}
-        )
-        results.append(client.predict(prompt=f"user {n}", api_name="/generate"))
+        try:
+            release.wait(timeout=30)
+            results.append(clients[n].predict(prompt=f"user {n}", api_name="/generate"))
+        except BaseException as exc:  # collected: a thread's failure must fail the test
+            errors.append(exc)
 
     threads = [threading.Thread(target=one_user, args=(n,)) for n in range(users)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
-    assert len(results) == users
+        thread.join(timeout=90)
+    assert errors == [] and len(results) == users
     # Gradio's default (one at a time per event) would give 1 here.
     assert fake.max_in_flight == users
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import struct
-import time
 import tracemalloc
 import warnings
 import zlib
@@ -224,10 +223,12 @@ def test_animated_webp_gives_its_first_frame(lossless, content_type):
     data = encode(
         frames[0], "WEBP", save_all=True, append_images=frames[1:], lossless=lossless, quality=90
     )
-    if getattr(Image.open(io.BytesIO(data)), "n_frames", 1) != 2:
-        pytest.skip("this Pillow writes no animated WebP")
+    # The input must really be an animation, or the test proves nothing: a Pillow that
+    # writes no animated WebP fails here, as in test_bad_input.py, rather than skipping.
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 2, "not an animation"
     prepared = prepare_image(data)
     assert prepared.content_type == content_type
+    assert getattr(reopen(prepared), "n_frames", 1) == 1
     result = reopen(prepared).convert("RGB")
     red, green, blue = result.getpixel((8, 8))  # type: ignore[misc]
     assert red > 200 and green < 40 and blue < 40
@@ -361,16 +362,14 @@ def test_decompression_bomb_is_refused_from_its_header_without_allocating():
     bomb = png_header_only(40000, 40000)  # 1.6 gigapixels in ~100 bytes
     assert len(bomb) < 200
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         with pytest.raises(InvalidInput) as caught:
             prepare_image(bomb, name="bomb.png")
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    # Decoding it would take 1.6 GB (4.8 GB as RGB): the peak shows it was never tried.
     assert peak < 50 * 1024 * 1024
-    assert elapsed < 1.0
     assert "bomb.png" in caught.value.message
     assert one_sentence(caught.value.message)
 

@@ -4,6 +4,7 @@ nothing outside the app's own files is served, nothing a visitor names is fetche
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import threading
@@ -38,6 +39,8 @@ def small_png(path: Path) -> str:
 
 
 def test_interleaved_visitors_each_use_only_their_own_key(app_server, fake, tmp_path):
+    seed = int(os.environ.get("STUDIO_TEST_SEED") or random.randrange(2**32))
+    print(f"random seed {seed}: replay with STUDIO_TEST_SEED={seed}")
     fake.latency = 0.3
     image = small_png(tmp_path / "ref.png")
     visitors = [*KEYS, *NO_KEY_VISITORS]
@@ -47,8 +50,9 @@ def test_interleaved_visitors_each_use_only_their_own_key(app_server, fake, tmp_
         try:
             client = visitor_client(app_server.url, n)
             key = KEYS.get(name, "")
+            choices = random.Random(f"{seed}:{name}")  # one per thread: the same each replay
             for round_ in range(3):
-                if random.random() < 0.5:
+                if choices.random() < 0.5:
                     client.predict(prompt=f"{name} {round_}", fal_key=key, api_name="/generate")
                 else:
                     client.predict(

@@ -17,7 +17,6 @@ def test_simultaneous_generate_calls_overlap_at_fal(app_server: Any, fake: FakeF
     """Six visitors at once are six requests running at fal at once, not a queue."""
     from gradio_client import Client
 
-    fake.latency = 1.5
     clients = [
         Client(
             app_server.url,
@@ -28,10 +27,14 @@ def test_simultaneous_generate_calls_overlap_at_fal(app_server: Any, fake: FakeF
         )
         for index in range(VISITORS)
     ]
+    # Held at fal until all run together, then released together: no window of time.
+    fake.gate(VISITORS)
+    release = threading.Barrier(VISITORS)
     failures: list[str] = []
 
     def call(client: Any) -> None:
         try:
+            release.wait(timeout=30)
             client.predict(
                 prompt="a lighthouse, all at once",
                 image_size="1024x1024",

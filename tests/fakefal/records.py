@@ -52,6 +52,9 @@ class Upload:
     file_name: str
     url: str
     via: Literal["cdn", "storage"]
+    # The fal key behind it: the one its CDN token was issued to, or the one that
+    # started the storage upload.
+    key: str = ""
 
 
 @dataclass

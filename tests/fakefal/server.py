@@ -141,6 +141,12 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _key_of(request: _Request) -> str:
+    """The fal key in a request's `Authorization: Key <key>` header ("" if none)."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme == "Key" else ""
+
+
 # --- uvicorn plumbing ----------------------------------------------------------------
 
 
@@ -312,7 +318,8 @@ class FakeFal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread_error: BaseException | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._cdn_tokens: set[str] = set()  # survive reset(): clients cache them for 1h
+        # token -> the key it was issued to; survive reset(): clients cache them for 1h
+        self._cdn_tokens: dict[str, str] = {}
         self._generation = 0  # reset() count
         self._clear_records()
 
@@ -453,7 +460,7 @@ class FakeFal:
         self._by_id: dict[str, Submission] = {}
         self._uploads: list[Upload] = []
         self._files: dict[str, _StoredFile] = {}
-        self._pending_blobs: dict[str, tuple[str, str]] = {}
+        self._pending_blobs: dict[str, tuple[str, str, str]] = {}  # name, type, key
         self._submission_faults: deque[Fault] = deque()
         self._prompt_faults: dict[str, deque[Fault]] = {}
         self._upload_faults: deque[Fault] = deque()
@@ -461,6 +468,7 @@ class FakeFal:
         self._in_flight: set[str] = set()
         self._max_in_flight = 0
         self._internal_errors: list[str] = []
+        self._gate: tuple[int, float] | None = None  # (requests in progress, deadline)
 
     def reset(self) -> None:
         """Forget all records, files and pending faults; restore the default knobs.
@@ -530,6 +538,16 @@ class FakeFal:
     def wait_for_submissions(self, n: int, timeout: float = 10) -> list[Submission]:
         self.wait_until(lambda: len(self.submissions) >= n, timeout, f"{n} submission(s)")
         return self.submissions
+
+    def gate(self, count: int, timeout: float = 20.0) -> None:
+        """Hold each request IN_PROGRESS, before its latency, until `count` requests are
+        in progress at once; then the gate stays open until reset(). A test of
+        concurrency needs no window of time then: requests that really run together
+        all reach it however slowly a loaded machine starts them, and requests run one
+        at a time never do (after `timeout` seconds the gate opens anyway, so such a
+        test fails on max_in_flight instead of hanging)."""
+        with self._lock:
+            self._gate = (count, time.monotonic() + timeout)
 
     # --- faults ---------------------------------------------------------------------
 
@@ -880,6 +898,8 @@ class FakeFal:
         if queue_time > 0 and await self._wait_in_queue(sub, queue_time):
             return self._complete_cancelled(sub)
         self._begin(sub)
+        if await self._held_at_gate(sub):
+            return self._complete_cancelled(sub)
         if sub.blocking_errors:
             return self._complete_invalid(sub, sub.blocking_errors)
         arguments = SCHEMAS[sub.endpoint].with_defaults(sub.arguments)
@@ -931,6 +951,20 @@ class FakeFal:
             if await self._sleep_or_cancelled(sub, queue_time / QUEUE_STEPS):
                 return True
         return False
+
+    async def _held_at_gate(self, sub: Submission) -> bool:
+        """Wait while gate() holds requests back; True if `sub` was cancelled meanwhile."""
+        while True:
+            with self._lock:
+                gate = self._gate
+                if gate is not None and (
+                    len(self._in_flight) >= gate[0] or time.monotonic() > gate[1]
+                ):
+                    self._gate = gate = None
+            if gate is None:
+                return False
+            if await self._sleep_or_cancelled(sub, 0.01):
+                return True
 
     async def _sleep_or_cancelled(self, sub: Submission, seconds: float) -> bool:
         """Sleep `seconds` unless the request is cancelled; True if it was."""
@@ -1137,7 +1171,7 @@ class FakeFal:
                 return denied
             token = secrets.token_urlsafe(24)
             with self._lock:
-                self._cdn_tokens.add(token)
+                self._cdn_tokens[token] = _key_of(request)
             expires = datetime.now(UTC) + timedelta(hours=1)
             return _json(
                 200,
@@ -1167,7 +1201,7 @@ class FakeFal:
             return _error_reply(422, "Expected a JSON body with file_name and content_type")
         blob_id = secrets.token_hex(8)
         with self._lock:
-            self._pending_blobs[blob_id] = (file_name, content_type)
+            self._pending_blobs[blob_id] = (file_name, content_type, _key_of(request))
         return _json(
             200,
             {
@@ -1181,13 +1215,14 @@ class FakeFal:
             pending = self._pending_blobs.pop(blob_id, None)
         if pending is None:
             return _error_reply(404, "Unknown upload")
-        file_name, content_type = pending
+        file_name, content_type, key = pending
         self._store_upload(
             request.body,
             request.headers.get("content-type") or content_type,
             file_name,
             blob_id,
             "storage",
+            key,
         )
         return _json(200, {})
 
@@ -1201,11 +1236,12 @@ class FakeFal:
         file_name: str,
         file_id: str,
         via: Literal["cdn", "storage"],
+        key: str,
     ) -> str:
         url = self._file_url(file_id, file_name)
         with self._lock:
             self._files[f"/files/{file_id}/{file_name}"] = _StoredFile(data, content_type)
-            self._uploads.append(Upload(data, content_type, file_name, url, via))
+            self._uploads.append(Upload(data, content_type, file_name, url, via, key))
         return url
 
     def _upload_fault(self) -> _Action | None:
@@ -1244,8 +1280,8 @@ class FakeFal:
     def _cdn_upload(self, request: _Request) -> _Action:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         with self._lock:
-            known = token in self._cdn_tokens
-        if scheme != "Bearer" or not known:
+            key = self._cdn_tokens.get(token)
+        if scheme != "Bearer" or key is None:
             return _error_reply(401, "Invalid or missing CDN token")
         if (failed := self._upload_fault()) is not None:
             return failed
@@ -1253,7 +1289,9 @@ class FakeFal:
         file_name = request.headers.get("x-fal-file-name") or (
             secrets.token_hex(8) + (mimetypes.guess_extension(content_type) or ".bin")
         )
-        url = self._store_upload(request.body, content_type, file_name, secrets.token_hex(6), "cdn")
+        url = self._store_upload(
+            request.body, content_type, file_name, secrets.token_hex(6), "cdn", key
+        )
         return _json(
             200,
             {
