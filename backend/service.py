@@ -21,10 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-from PIL import Image
+from typing import Any
 
 from backend.budget import Allowance, Budget, Charge
 from backend.client import Job
@@ -62,6 +59,17 @@ from backend.progress import (
     Uploading,
     Waiting,
 )
+from backend.runs import (
+    DEMO_KEY,
+    Caller,
+    Comparison,
+    ImageGenerator,
+    KeyStatus,
+    MaskPreview,
+    comparison_jobs,
+    finished_result,
+    whole_numbers,
+)
 from backend.scheduler import Scheduler
 from backend.schema import EditRequest, GenerationResult, TextToImageRequest
 from backend.settings import Settings
@@ -93,55 +101,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("studio.runs")
-
-MAX_COMPARISONS = 9
-# The key a demo run "uses": nothing is sent anywhere, so there is no key.
-DEMO_KEY = KeyChoice("", "demo")
-
-
-class ImageGenerator(Protocol):
-    """What runs a job: `backend.client.ImageClient` (fal) or `backend.demo.DemoClient`."""
-
-    def stream(self, job: Job, key: KeyChoice) -> AsyncIterator[Progress]: ...
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who asks for a run."""
-
-    visitor: str  # whose share of capacity and budget it takes (RunService.caller)
-    session: str | None = None  # the page's session, whose Stop button can end it
-    browser_id: str = ""  # whose history it joins; "" records none (API callers)
-    fal_key: str = field(default="", repr=False)  # their own key, as typed
-
-
-@dataclass(frozen=True)
-class KeyStatus:
-    """Which key the next request would use (never the key itself)."""
-
-    kind: Literal["yours", "host", "required", "missing", "invalid"]
-    demo: bool = False  # with no key, runs are demo runs
-    problem: str = ""  # for "invalid": what is wrong with the key as typed
-
-
-@dataclass(frozen=True)
-class MaskPreview:
-    image: Image.Image  # the mask drawn over the main image
-    edit_fraction: float
-
-
-@dataclass
-class Comparison:
-    """A Compare run as it goes: which settings finished, and how."""
-
-    jobs: list[TextToImageRequest]
-    # index -> (result, seconds it took), or the error it ended with
-    done: dict[int, tuple[GenerationResult, float] | StudioError] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def elapsed_s(self) -> float:
-        return time.monotonic() - self.started
 
 
 class RunService:
@@ -186,7 +145,7 @@ class RunService:
 
     def request(self, endpoint: Endpoint, values: Mapping[str, Any]) -> Job:
         """A text-to-image request from the values of its fields. Raises InvalidInput."""
-        return endpoint.model.parse(**_whole_numbers(endpoint, values))
+        return endpoint.model.parse(**whole_numbers(endpoint, values))
 
     async def edit(
         self,
@@ -208,7 +167,7 @@ class RunService:
         mask = await asyncio.to_thread(mask_for, prepared, canvas, invert, mask_file)
         model = endpoint.model
         assert issubclass(model, EditRequest), f"{endpoint.tab} takes no images"
-        return draft_edit(prepared, mask, model=model, **_whole_numbers(endpoint, values))
+        return draft_edit(prepared, mask, model=model, **whole_numbers(endpoint, values))
 
     # -- the run ---------------------------------------------------------------
 
@@ -335,7 +294,7 @@ class RunService:
                 await wait.granted()
                 started = time.monotonic()
                 try:
-                    result = await _finished(generator.stream(comparison.jobs[index], key))
+                    result = await finished_result(generator.stream(comparison.jobs[index], key))
                 except StudioError as exc:
                     return index, exc
             await self._save(result)
@@ -362,17 +321,7 @@ class RunService:
         **values: Any,
     ) -> list[TextToImageRequest]:
         """Every quality x size asked for, each checked before any is sent."""
-        if not qualities or not sizes:
-            raise InvalidInput("Tick at least one quality and one image_size to compare.")
-        if len(qualities) * len(sizes) > MAX_COMPARISONS:
-            raise InvalidInput(f"Compare at most {MAX_COMPARISONS} settings at once.")
-        return [
-            TextToImageRequest.parse(
-                prompt=prompt, image_size=size, quality=quality, num_images=1, **values
-            )
-            for size in sizes
-            for quality in qualities
-        ]
+        return comparison_jobs(prompt, qualities, sizes, **values)
 
     def stop(self, session: str | None, tab: str) -> None:
         """Stop this page's run in `tab`: it ends at once with a "Stopped" sentence,
@@ -456,7 +405,7 @@ class RunService:
         """The cost of the form as it stands (the prompt may still be empty).
         Raises StudioError when a value cannot be priced."""
         sizes = await asyncio.to_thread(first_image_size, images) if images else []
-        return endpoint.price(_whole_numbers(endpoint, values), sizes)
+        return endpoint.price(whole_numbers(endpoint, values), sizes)
 
     def estimate_comparison(
         self, prompt: str, qualities: Sequence[str] | None, sizes: Sequence[str] | None
@@ -507,28 +456,3 @@ class RunService:
         sidecar = await asyncio.to_thread(sidecar_of, path)
         tab, values = parameters_for_ui(read_metadata(data, sidecar=sidecar), self.endpoints)
         return self.endpoints.by_tab(tab), values
-
-
-async def _finished(events: AsyncIterator[Progress]) -> GenerationResult:
-    async with closing(events):
-        async for event in events:
-            if isinstance(event, Finished):
-                return event.result
-    raise StudioError(detail="a run ended without a result")  # pragma: no cover
-
-
-def _whole_numbers(endpoint: Endpoint, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Values for the model, a whole float turned int where the field is an int.
-
-    Sliders and JSON callers send 2.0 for 2; anything else goes through as it is,
-    for the request model to refuse with a clear sentence."""
-    fields = endpoint.model.model_fields
-    return {
-        name: int(value)
-        if name in fields
-        and fields[name].annotation is int
-        and isinstance(value, float)
-        and value.is_integer()
-        else value
-        for name, value in values.items()
-    }
