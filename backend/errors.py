@@ -242,9 +242,14 @@ def from_transport_error(exc: BaseException) -> NetworkTrouble:
     return NetworkTrouble(detail=technical)
 
 
+def _seconds(limit_s: float) -> str:
+    """A time limit as a sentence says it: "90 seconds", "5 minutes"."""
+    return f"{limit_s:g} seconds" if limit_s < 120 else f"{limit_s / 60:.3g} minutes"
+
+
 def deadline_exceeded(timeout_s: float, *, submitted: bool) -> DeadlineExceeded:
     """The request hit the per-request deadline (`STUDIO_REQUEST_TIMEOUT`)."""
-    limit = f"{timeout_s:g} seconds" if timeout_s < 120 else f"{timeout_s / 60:.3g} minutes"
+    limit = _seconds(timeout_s)
     if submitted:
         message = f"The request took longer than {limit} and was cancelled at fal. Try again later."
     else:
@@ -254,10 +259,6 @@ def deadline_exceeded(timeout_s: float, *, submitted: bool) -> DeadlineExceeded:
             "key, or unreachable); nothing was run. Try again later."
         )
     return DeadlineExceeded(message, detail=f"deadline {timeout_s:g}s, submitted={submitted}")
-
-
-def _seconds(limit_s: float) -> str:
-    return f"{limit_s:g} seconds" if limit_s < 120 else f"{limit_s / 60:.3g} minutes"
 
 
 def no_answer(call: str, limit_s: float, *, submitted: bool) -> NetworkTrouble:
