@@ -268,3 +268,26 @@ def test_the_api_names_its_parameters_like_the_endpoint(app_server):
     defaults = {p["parameter_name"]: p.get("parameter_default") for p in params}
     assert defaults["image_size"] == "auto"
     assert defaults["input_fidelity"] == "high"
+
+
+def test_files_are_judged_by_their_bytes_not_their_names(api, fake, tmp_path):
+    """A PNG, JPEG, WebP or GIF is taken whatever it is called; a text file named
+    like an image, or an image named like text, is judged by what it holds."""
+    named_oddly = []
+    for fmt, name in [("PNG", "scan.txt"), ("JPEG", "photo"), ("WEBP", "a.bin"), ("GIF", "b.dat")]:
+        path = tmp_path / name
+        Image.new("RGB", (320, 240), (200, 100, 50)).save(path, fmt)
+        named_oddly.append(str(path))
+
+    edit(api, named_oddly, image_size="1024x1024", quality="low")
+
+    [sub] = fake.submissions
+    assert sub.schema_errors == []
+    assert [(d.width, d.height) for d in sub.decoded_inputs] == [(320, 240)] * 4
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    with pytest.raises(Exception) as refused:
+        edit(api, [str(notes)])
+    assert "The image 'notes.txt' is not an image that can be read" in str(refused.value)
+    assert len(fake.submissions) == 1

@@ -229,8 +229,12 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
     wire_stop(stop, service, endpoint.tab)
 
     # The public endpoint: plain files in, as a program has them; the same core.
-    images_in = gr.File(label="images", file_count="multiple", file_types=["image"], visible=False)
-    mask_in = gr.File(label="mask", file_types=["image"], visible=False)
+    # No `file_types`: Gradio would judge a file by its name's extension, and a
+    # JavaScript Blob (`handle_file(blob)`) has none. The run service decodes every
+    # file anyway, so a PNG, JPEG, WebP or GIF is taken whatever it is called, and
+    # anything else gets the service's own sentence.
+    images_in = gr.File(label="images", file_count="multiple", visible=False)
+    mask_in = gr.File(label="mask", visible=False)
     api_inputs = form.api_inputs()
     gr.Button(visible=False, elem_id="edit-api").click(
         edit,
