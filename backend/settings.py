@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     outputs_dir: Path | None = None
     # With no key anywhere, run on placeholder images instead of refusing.
     demo_mode: bool = True
+    # Serve the MCP server (tools `generate` and `edit`) at /gradio_api/mcp/.
+    mcp_server: bool = True
     concurrency_limit: int = Field(default=64, ge=1)
     request_timeout_s: float = Field(
         default=300.0, ge=5, validation_alias=ENV_PREFIX + "REQUEST_TIMEOUT"

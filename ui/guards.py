@@ -34,6 +34,10 @@ class RefuseRemoteFiles:
             or scope.get("method") != "POST"
             or not path.startswith("/gradio_api/")
             or path.startswith("/gradio_api/upload")
+            # MCP requests are JSON-RPC; the tools take URLs as text, never as a
+            # file input Gradio would fetch (ui/agents.py), and their events are
+            # called through this guard like any other.
+            or path.startswith("/gradio_api/mcp")
         ):
             await self.app(scope, receive, send)
             return

@@ -9,6 +9,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 
 from backend.service import KeyStatus, RunService
+from ui.agents import OnlyAgentTools, agent_tools, tools_prefix
 from ui.compare_tab import compare_tab
 from ui.controls import Shared
 from ui.edit_tab import EXAMPLE_IMAGE, edit_tab
@@ -82,6 +83,8 @@ def build_demo(service: RunService) -> gr.Blocks:
             key_status=[key_status, budget_status],
             show_key=show_key,
         )
+        if settings.mcp_server:
+            agent_tools(service)  # first: see its docstring
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab(endpoints.text_to_image.title, id=endpoints.text_to_image.tab):
                 generated = generate_tab(service, shared, endpoints.text_to_image)
@@ -185,6 +188,13 @@ def launch_options(service: RunService) -> dict[str, Any]:
         "css": _CSS,
         "allowed_paths": [str(settings.results_dir), str(EXAMPLE_IMAGE.parent)],
         "max_file_size": settings.max_upload_mb * 1024 * 1024,
-        # Gradio hands these to FastAPI: the guard sees every call first.
-        "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles)]},
+        # Gradio hands these to FastAPI: the guards see every call first.
+        "app_kwargs": {
+            "middleware": [
+                Middleware(RefuseRemoteFiles),
+                Middleware(OnlyAgentTools, prefix=tools_prefix(settings.space_id)),
+            ]
+        },
+        # Gradio's MCP server at /gradio_api/mcp/ (tools: ui/agents.py).
+        "mcp_server": settings.mcp_server,
     }
