@@ -29,6 +29,8 @@ def nothing(job: Job) -> DemoInputs:
 def first_image_and_mask(job: Job) -> DemoInputs:
     """The first input image and the mask, from memory or from data URIs (never fetched)."""
     if isinstance(job, EditDraft):
+        if not job.images:  # the first image is a URL: the demo does not download it
+            return None, None
         return job.images[0].data, job.mask.png if job.mask is not None else None
     if isinstance(job, EditRequest):
         base = _from_data_uri(job.image_urls[0])

@@ -33,14 +33,23 @@ _PENDING = "pending:"  # placeholder URL while validating, before anything is se
 
 @dataclass(frozen=True)
 class EditDraft:
-    """A validated edit whose images are still on this machine."""
+    """A validated edit: its files still on this machine, its URLs as given.
 
-    request: EditRequest  # image_urls and mask_image_url are placeholders
+    fal receives the uploaded `images` first, then the caller's `remote` URLs,
+    unchanged; the mask is the local `mask` or the caller's `mask_url` (never both).
+    """
+
+    request: EditRequest  # the local images' and mask's URLs are placeholders
     images: tuple[PreparedImage, ...]
     mask: Mask | None
+    remote: tuple[str, ...] = ()
+    mask_url: str | None = None
 
     @property
-    def main_size(self) -> tuple[int, int]:
+    def main_size(self) -> tuple[int, int] | None:
+        """The edited image's size, when it is a local file (None when given by URL)."""
+        if not self.images:
+            return None
         return self.images[0].width, self.images[0].height
 
 
@@ -48,32 +57,46 @@ def draft_edit(
     images: Sequence[PreparedImage],
     mask: Mask | None,
     *,
+    image_urls: Sequence[str] = (),
+    mask_image_url: str | None = None,
     model: type[EditRequest] = EditRequest,
     **parameters: Any,
 ) -> EditDraft:
     """Check an edit completely before anything is sent. Raises InvalidInput.
 
+    `image_urls` and `mask_image_url` are URLs already checked as http(s)
+    (backend/urls.py); they follow the local images and go to fal unchanged.
     `model` is the endpoint's request model (the registry's; a subclass of
     EditRequest with more fields is checked with those too)."""
-    if not images:
+    count = len(images) + len(image_urls)
+    if not count:
         raise InvalidInput("Add at least one reference image (the first is the one you edit).")
-    if len(images) > MAX_REFERENCE_IMAGES:
+    if count > MAX_REFERENCE_IMAGES:
         raise InvalidInput(
-            f"You added {len(images)} reference images; the model takes at most "
+            f"You added {count} reference images; the model takes at most "
             f"{MAX_REFERENCE_IMAGES}. Remove some and try again."
         )
-    main = images[0]
-    if mask is not None and (mask.width, mask.height) != (main.width, main.height):
-        raise InvalidInput(
-            f"The mask is {mask.width}x{mask.height} but the first image is "
-            f"{main.width}x{main.height}; they must be the same size."
-        )
+    if mask is not None and mask_image_url is not None:
+        raise InvalidInput("Give one mask: a mask file or mask_image_url, not both.")
+    if mask is not None and images:
+        main = images[0]
+        if (mask.width, mask.height) != (main.width, main.height):
+            raise InvalidInput(
+                f"The mask is {mask.width}x{mask.height} but the first image is "
+                f"{main.width}x{main.height}; they must be the same size."
+            )
     request = model.parse(
-        image_urls=[f"{_PENDING}{i}" for i in range(len(images))],
-        mask_image_url=f"{_PENDING}mask" if mask is not None else None,
+        image_urls=[*(f"{_PENDING}{i}" for i in range(len(images))), *image_urls],
+        mask_image_url=f"{_PENDING}mask" if mask is not None else mask_image_url,
         **parameters,
     )
-    return EditDraft(request=request, images=tuple(images), mask=mask)
+    return EditDraft(
+        request=request,
+        images=tuple(images),
+        mask=mask,
+        remote=tuple(image_urls),
+        mask_url=mask_image_url,
+    )
 
 
 async def send_inputs(
@@ -101,13 +124,13 @@ async def send_inputs(
         for image, keep in zip(images, inline, strict=True)
     ]
     try:
-        mask_url = None
+        mask_url = draft.mask_url
         if draft.mask is not None:
             mask = draft.mask
             png = await asyncio.to_thread(lambda: mask.png)
             keep = len(png) <= min(inline_limit, left)
             mask_url = await _url_for(client, png, "image/png", "mask.png", keep)
-        image_urls = list(await asyncio.gather(*uploads))
+        image_urls = [*await asyncio.gather(*uploads), *draft.remote]
     finally:
         # On any failure or cancellation (Stop, the deadline) no upload outlives the request.
         for upload in uploads:

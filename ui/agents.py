@@ -28,8 +28,8 @@ import gradio as gr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.endpoints import Endpoint
-from backend.service import Finished, RunService, StudioError, closing
 from backend.schema import GenerationResult
+from backend.service import Finished, RunService, StudioError, closing
 from ui.forms import Form, _bounds, _without_none, control_for
 from ui.progress import describe_progress
 from ui.runs import caller_of
@@ -50,9 +50,7 @@ def agent_tools(service: RunService) -> None:
     which `OnlyAgentTools` keeps out).
     """
     with gr.Column(visible=False):
-        images = [
-            gr.Image(type="filepath", label=f"image {i + 1}") for i in range(MAX_IMAGES_OUT)
-        ]
+        images = [gr.Image(type="filepath", label=f"image {i + 1}") for i in range(MAX_IMAGES_OUT)]
         summary = gr.Textbox(label="result")
         _generate_tool(service, service.endpoints.text_to_image, [summary, *images])
 

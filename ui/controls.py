@@ -127,3 +127,17 @@ def picked(results: Sequence[Any] | None, selected: int | None) -> str | None:
     if not paths:
         return None
     return paths[selected] if selected is not None and 0 <= selected < len(paths) else paths[0]
+
+
+def url_list_input(label: str) -> gr.JSON:
+    """A hidden input for a list of URLs, described to API callers (and to tools
+    built from the API's description) as an array of strings, not "any JSON"."""
+    component = gr.JSON(label=label, value=None, visible=False)
+    # An instance setting, not a subclass: Gradio writes a .pyi stub beside the
+    # source of every Component subclass when the class is made.
+    component.api_info = _url_list_schema  # type: ignore[method-assign]
+    return component
+
+
+def _url_list_schema() -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string"}}

@@ -12,7 +12,15 @@ import gradio as gr
 from backend.endpoints import Endpoint
 from backend.schema import MAX_REFERENCE_IMAGES
 from backend.service import RunService, StudioError
-from ui.controls import ResultPanel, Shared, clicked_index, gallery_paths, result_panel, run_buttons
+from ui.controls import (
+    ResultPanel,
+    Shared,
+    clicked_index,
+    gallery_paths,
+    result_panel,
+    run_buttons,
+    url_list_input,
+)
 from ui.forms import Form, parameter_controls, prompt_box
 from ui.progress import describe_error
 from ui.runs import caller_of, for_api, for_page, run_outputs, wire_stop
@@ -130,21 +138,33 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
     async def edit(
         request: gr.Request,
         images: list[str] | None = None,
+        image_urls: Any = None,
         mask: str | None = None,
+        mask_image_url: str | None = None,
         fal_key: str = "",
         **values: Any,
     ) -> AsyncIterator[tuple[Any, Any, str]]:
         """Edit images with fal-ai/gpt-image-1.5/edit.
 
-        `images`: 1 to 16 image files; the first is the one edited (and the one
-        the mask applies to). `mask`: optional PNG the size of the first image
-        whose fully transparent pixels mark the area to edit (checked, not
-        trusted). Returns the images, the JSON record and a status sentence.
+        `images`: image files; `image_urls`: http(s) URLs fal fetches itself (a
+        result's fal URL chains an edit with nothing uploaded). 1 to 16 in all,
+        the files first; the first is the one edited (and the one the mask
+        applies to). `mask`: optional PNG the size of the first image whose fully
+        transparent pixels mark the area to edit (checked, not trusted), or
+        `mask_image_url`, its URL. Returns the images, the JSON record and a
+        status sentence.
         """
         caller = caller_of(service, request, fal_key)
 
         async def build() -> Any:
-            return await service.edit(endpoint, values, images or [], mask_file=mask)
+            return await service.edit(
+                endpoint,
+                values,
+                images or [],
+                image_urls=image_urls,
+                mask_file=mask,
+                mask_image_url=mask_image_url or None,
+            )
 
         async for outputs in for_api(run_outputs(service, endpoint, build, caller)):
             yield outputs
@@ -235,13 +255,17 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
     # anything else gets the service's own sentence.
     images_in = gr.File(label="images", file_count="multiple", visible=False)
     mask_in = gr.File(label="mask", visible=False)
+    urls_in = url_list_input("image_urls")
+    mask_url_in = gr.Textbox(label="mask_image_url", value="", visible=False)
     api_inputs = form.api_inputs()
     gr.Button(visible=False, elem_id="edit-api").click(
         edit,
         inputs_kwargs={
             "prompt": api_inputs.pop("prompt"),
             "images": images_in,
+            "image_urls": urls_in,
             "mask": mask_in,
+            "mask_image_url": mask_url_in,
             **api_inputs,
             "fal_key": shared.fal_key,
         },
