@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from backend.agent_inputs import agent_images
 from backend.budget import Allowance, Budget, Charge
 from backend.client import Job
 from backend.database import Database
@@ -195,6 +196,26 @@ class RunService:
             model=model,
             **whole_numbers(endpoint, values),
         )
+
+    async def edit_for_agent(
+        self,
+        endpoint: Endpoint,
+        values: Mapping[str, Any],
+        image_urls: object,
+        mask_image_url: object = None,
+    ) -> EditDraft:
+        """An edit whose images are https URLs or data URIs, as an MCP tool gets them
+        (backend/agent_inputs.py): data URIs are checked like uploads."""
+        folder = self.settings.results_dir / "agent-inputs"
+        with agent_images(image_urls, mask_image_url, folder) as given:
+            return await self.edit(
+                endpoint,
+                values,
+                given.files,
+                image_urls=given.urls,
+                mask_file=given.mask_file,
+                mask_image_url=given.mask_url,
+            )
 
     async def _mask_for_url(
         self, main_url: str, canvas: dict[str, Any] | None, invert: bool, mask_file: str | None

@@ -21,15 +21,19 @@ default, what a run costs (from the price table) and how long it may take.
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, get_args, get_origin
 
 import gradio as gr
+from pydantic.fields import FieldInfo
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.endpoints import Endpoint
 from backend.schema import GenerationResult
 from backend.service import Finished, RunService, StudioError, closing
+from ui.controls import url_list_input
 from ui.forms import Form, _bounds, _without_none, control_for
 from ui.progress import describe_progress
 from ui.runs import caller_of
@@ -52,7 +56,9 @@ def agent_tools(service: RunService) -> None:
     with gr.Column(visible=False):
         images = [gr.Image(type="filepath", label=f"image {i + 1}") for i in range(MAX_IMAGES_OUT)]
         summary = gr.Textbox(label="result")
-        _generate_tool(service, service.endpoints.text_to_image, [summary, *images])
+        outputs = [summary, *images]
+        _generate_tool(service, service.endpoints.text_to_image, outputs)
+        _edit_tool(service, service.endpoints.editing, outputs)
 
 
 def _hidden_form(endpoint: Endpoint) -> dict[str, Any]:
@@ -69,15 +75,16 @@ def _hidden_form(endpoint: Endpoint) -> dict[str, Any]:
 def _generate_tool(service: RunService, endpoint: Endpoint, outputs: list[Any]) -> None:
     async def generate(
         request: gr.Request,
-        x_fal_key: gr.Header | None = None,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's own idiom)
+        # Plain `gr.Header`: Gradio's MCP page lists a header by `is`-comparing the
+        # type hint with Header or Optional[Header]. None when the header is absent.
+        x_fal_key: gr.Header,
         **values: Any,
     ) -> tuple[Any, ...]:
         async def build() -> Any:
             return service.request(endpoint, values)
 
         caller = caller_of(service, request, x_fal_key or "")
-        result = await _run(service, endpoint, build, caller, progress)
+        result = await _run(service, endpoint, build, caller)
         return _outputs(result)
 
     generate.__doc__ = tool_description(
@@ -86,18 +93,101 @@ def _generate_tool(service: RunService, endpoint: Endpoint, outputs: list[Any]) 
         "Generate images from a text prompt with OpenAI's GPT Image 1.5 on fal.ai "
         f"({endpoint.endpoint_id}).",
     )
+    _named_parameters(generate, endpoint.model.model_fields)
     gr.Button(visible=False, elem_id="mcp-generate").click(
         generate,
         inputs_kwargs=_hidden_form(endpoint),
         outputs=outputs,
         api_name="mcp_generate",
+        queue=False,  # see _run
     )
 
 
+def _edit_tool(service: RunService, endpoint: Endpoint, outputs: list[Any]) -> None:
+    async def edit(
+        request: gr.Request,
+        x_fal_key: gr.Header,
+        # Keyword-only, like the fields in **values: Gradio fills the header by its
+        # position among the parameters, over whatever value sits there.
+        *,
+        image_urls: Any,
+        mask_image_url: str | None = None,
+        **values: Any,
+    ) -> tuple[Any, ...]:
+        async def build() -> Any:
+            return await service.edit_for_agent(endpoint, values, image_urls, mask_image_url)
+
+        caller = caller_of(service, request, x_fal_key or "")
+        result = await _run(service, endpoint, build, caller)
+        return _outputs(result)
+
+    edit.__doc__ = tool_description(
+        service,
+        endpoint,
+        "Edit images with OpenAI's GPT Image 1.5 on fal.ai "
+        f"({endpoint.endpoint_id}): give the images and say what to change; an optional "
+        "mask marks the area to change.",
+    )
+    named = _hidden_form(endpoint)
+    inputs: dict[str, Any] = {}
+    for name in endpoint.model.model_fields:  # the seed's order
+        if name == "image_urls":
+            inputs[name] = url_list_input("image_urls")
+        elif name == "mask_image_url":
+            inputs[name] = gr.Textbox(label="mask_image_url", value="")
+        else:
+            inputs[name] = named[name]
+    _named_parameters(edit, endpoint.model.model_fields)
+    gr.Button(visible=False, elem_id="mcp-edit").click(
+        edit,
+        inputs_kwargs=inputs,
+        outputs=outputs,
+        api_name="mcp_edit",
+        queue=False,  # see _run
+    )
+
+
+def _named_parameters(fn: Any, fields_of: Mapping[str, FieldInfo]) -> None:
+    """Give `fn` (which takes the fields as **values) a signature naming each field.
+
+    Gradio reads a tool parameter's description from the docstring's `Args:` line
+    only for a name in the function's signature (gradio/utils.py,
+    `get_function_description`), and the fields come from the request model, not
+    from a hand-written list. The call itself is unchanged: Gradio passes the
+    values by name (`inputs_kwargs`), and **values receives them.
+    """
+    signature = inspect.signature(fn)
+    kept = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    taken = {p.name for p in kept}
+    fields = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            # A required field (prompt, image_urls) has no default: the tool's
+            # schema then lists it as required.
+            default=inspect.Parameter.empty if info.is_required() else info.default,
+        )
+        for name, info in fields_of.items()
+        if name not in taken
+    ]
+    fn.__signature__ = signature.replace(parameters=[*kept, *fields])
+
+
 async def _run(
-    service: RunService, endpoint: Endpoint, build: Any, caller: Any, progress: gr.Progress
+    service: RunService, endpoint: Endpoint, build: Any, caller: Any
 ) -> GenerationResult:
-    """The run, each status line sent to the agent as a progress notification."""
+    """The run, each status line sent to the agent as a progress notification.
+
+    The tools' events are not queued (`queue=False`). Gradio's MCP server then calls
+    the event in the MCP request itself (gradio/mcp.py, `call_tool`), which gives:
+    - the whole result: through its queue it hands a tool with several outputs
+      their tuple as one text when the client asked for no progress (6.31);
+    - the agent's own address as the caller (through its queue, every call would
+      come from the server's loopback client);
+    - our own progress notifications, with what the run is doing, whenever the
+      client sent a progress token (through its queue: "Processing").
+    """
+    report = _progress_reporter()
     step = 0
     try:
         async with closing(service.run(endpoint, build, caller)) as events:
@@ -105,11 +195,38 @@ async def _run(
                 if isinstance(event, Finished):
                     return event.result
                 step += 1
-                # (step, None): Gradio's MCP server then says "<desc>: Step n".
-                progress((step, None), desc=describe_progress(event).split("\n")[0])
+                if report is not None:
+                    await report(step, describe_progress(event).split("\n")[0])
     except StudioError as exc:
         raise gr.Error(exc.message, print_exception=False) from None
     raise gr.Error("The run ended without a result; try again.", print_exception=False)
+
+
+Report = Callable[[int, str], Awaitable[None]]
+
+
+def _progress_reporter() -> Report | None:
+    """Progress notifications for the MCP call under way, if its client asked for
+    them (a progress token in the request's `_meta`); None otherwise."""
+    from mcp.server.lowlevel.server import request_ctx  # gradio[mcp]'s SDK
+
+    try:
+        context = request_ctx.get()
+    except LookupError:  # not called through MCP
+        return None
+    token = context.meta.progressToken if context.meta is not None else None
+    if token is None:
+        return None
+
+    async def report(step: int, message: str) -> None:
+        await context.session.send_progress_notification(
+            progress_token=token,
+            progress=step,
+            message=message,
+            related_request_id=str(context.request_id),
+        )
+
+    return report
 
 
 def _outputs(result: GenerationResult) -> tuple[Any, ...]:
@@ -167,9 +284,26 @@ def tool_description(service: RunService, endpoint: Endpoint, what: str) -> str:
         "Args:",
         f"    prompt: {_describe_prompt()}",
     ]
-    for name in endpoint.parameter_names:
-        lines.append(f"    {name}: {describe_parameter(endpoint, name)}")
+    for name in endpoint.model.model_fields:  # the seed's order
+        if name in _IMAGE_ARGS:
+            lines.append(f"    {name}: {_IMAGE_ARGS[name]}")
+        elif name != "prompt":
+            lines.append(f"    {name}: {describe_parameter(endpoint, name)}")
     return "\n".join(lines)
+
+
+_IMAGE_ARGS = {
+    "image_urls": (
+        "The images to edit or take as references (required, 1 to 16): each an https URL "
+        "fal can fetch (e.g. a result's fal URL) or a data URI (data:image/png;base64,...) "
+        "of a PNG, JPEG, WebP or GIF. The first is the one edited; data URIs go first."
+    ),
+    "mask_image_url": (
+        "Optional mask, as an https URL or data URI: a PNG the size of the first image "
+        "whose fully transparent pixels mark the area to change. The model takes it as "
+        "guidance. Leave empty to let the whole image change."
+    ),
+}
 
 
 def _describe_prompt() -> str:

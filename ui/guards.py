@@ -13,7 +13,9 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Event calls carry only JSON (files are uploaded separately): a small cap is plenty.
+# Event calls carry only JSON (files are uploaded separately), but an agent's tool
+# call may carry its images as data URIs (ui/agents.py): launch_options sets a cap
+# from the upload limit; this is the default.
 _MAX_EVENT_BODY = 2 * 1024 * 1024
 REFUSAL = (
     "Image URLs are not accepted: upload the image file itself "
@@ -24,8 +26,9 @@ REFUSAL = (
 class RefuseRemoteFiles:
     """Refuse event calls whose file inputs point at URLs."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int = _MAX_EVENT_BODY) -> None:
         self.app = app
+        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -41,7 +44,7 @@ class RefuseRemoteFiles:
         ):
             await self.app(scope, receive, send)
             return
-        body, complete = await _read_body(receive)
+        body, complete = await _read_body(receive, self.max_body)
         if not complete:
             await _answer(send, 413, "The request is too large.")
             return
@@ -60,7 +63,7 @@ class RefuseRemoteFiles:
         await self.app(scope, _replay(body), send)
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -69,7 +72,7 @@ async def _read_body(receive: Receive) -> tuple[bytes, bool]:
             return b"".join(chunks), True
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > _MAX_EVENT_BODY:
+        if size > limit:
             return b"", False
         chunks.append(chunk)
         if not message.get("more_body", False):
