@@ -24,14 +24,14 @@ from tests.fakefal import FakeFal
 JS = ROOT / "tests" / "js"
 
 
-def node_script(script: Path, *args: str, timeout: float = 120) -> str:
-    """Run `script` with node from tests/js (where its node_modules are); its stdout."""
+def node_script(script: Path, *args: str, cwd: Path = JS, timeout: float = 120) -> str:
+    """Run `script` (kept in tests/js, beside its node_modules) with node; its stdout."""
     node = shutil.which("node")
     if node is None or not (JS / "node_modules" / "@gradio" / "client").is_dir():
         pytest.fail("node and @gradio/client are needed: `npm ci` in tests/js (see .ci/run)")
     done = subprocess.run(
         [node, str(script), *args],
-        cwd=JS,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
