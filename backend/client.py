@@ -224,6 +224,7 @@ class ImageClient:
                 ),
                 key_source=key.source,
                 metrics=done.metrics,
+                local_inputs=job.local_inputs if isinstance(job, EditDraft) else (),
             )
             log.info(
                 "finished %s in %.2fs: %d image(s), %d failed%s",

@@ -160,6 +160,7 @@ class DemoClient:
                 ),
                 key_source=DEMO_KEY_SOURCE,
                 metrics={"demo": True},
+                local_inputs=job.local_inputs if isinstance(job, EditDraft) else (),
             )
         )
 

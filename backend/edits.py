@@ -46,6 +46,14 @@ class EditDraft:
     mask_url: str | None = None
 
     @property
+    def local_inputs(self) -> tuple[str, ...]:
+        """The inputs that are the caller's files, by the name fal gets them under."""
+        names = [f"image_urls[{index}]" for index in range(len(self.images))]
+        if self.mask is not None:
+            names.append("mask_image_url")
+        return tuple(names)
+
+    @property
     def main_size(self) -> tuple[int, int] | None:
         """The edited image's size, when it is a local file (None when given by URL)."""
         if not self.images:

@@ -285,6 +285,9 @@ class GenerationResult:
     timings: Timings | None = None
     key_source: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The inputs that were files on the caller's machine ("image_urls[0]",
+    # "mask_image_url"): sent inline or uploaded for this run, never a URL of theirs.
+    local_inputs: tuple[str, ...] = ()
 
     def record(self) -> dict[str, Any]:
         """The JSON record shown in the details panel and returned to API callers.
@@ -312,6 +315,7 @@ class GenerationResult:
             if self.timings is None
             else {k: round(v, 3) for k, v in self.timings.__dict__.items()},
             "metrics": self.metrics,
+            "local_inputs": list(self.local_inputs),
         }
 
 

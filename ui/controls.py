@@ -10,6 +10,8 @@ from typing import Any
 
 import gradio as gr
 
+from backend.snippets import request_as_code
+
 
 @dataclass
 class ResultPanel:
@@ -97,6 +99,10 @@ def result_panel(prefix: str, columns: int = 2) -> ResultPanel:
         )
     with gr.Accordion("Details", open=False):
         record = gr.JSON(label="Request record", elem_id=f"{prefix}-record")
+        code = copy_as_code(prefix)
+    record.change(
+        code_of, record, code, api_visibility="private", queue=False, show_progress="hidden"
+    )
     selected = gr.State(None)
     gallery.select(clicked_index, None, selected, api_visibility="private", queue=False)
     # New results: an old click no longer points at the same image.
@@ -141,3 +147,36 @@ def url_list_input(label: str) -> gr.JSON:
 
 def _url_list_schema() -> dict[str, Any]:
     return {"type": "array", "items": {"type": "string"}}
+
+
+def copy_as_code(prefix: str) -> list[gr.Code]:
+    """The run's request as code to copy: Python, JavaScript and cURL, one tab each."""
+    gr.Markdown(
+        "**Copy as code**: the exact request this run sent. The key is read from "
+        "`FAL_KEY`; files from your machine are uploaded by the code, never pasted.",
+        elem_id=f"{prefix}-code-note",
+    )
+    languages = [("Python", "python"), ("JavaScript", "javascript"), ("cURL", "shell")]
+    blocks = []
+    with gr.Tabs():
+        for title, language in languages:
+            with gr.Tab(title):
+                blocks.append(
+                    gr.Code(
+                        "",
+                        language=language,  # type: ignore[arg-type]
+                        label=f"{title} (fal's own client)" if language != "shell" else title,
+                        interactive=False,
+                        buttons=["copy"],
+                        elem_id=f"{prefix}-code-{language}",
+                    )
+                )
+    return blocks
+
+
+def code_of(record: dict[str, Any] | None) -> tuple[str, str, str]:
+    """The three snippets for a run's record; empty while there is none."""
+    if not record or "arguments" not in record or "endpoint" not in record:
+        return "", "", ""
+    snippets = request_as_code(record)
+    return snippets.python, snippets.javascript, snippets.curl
