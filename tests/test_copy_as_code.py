@@ -7,6 +7,7 @@ it was copied from. The key appears in no snippet; local files are never pasted.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -70,7 +71,8 @@ def test_the_python_snippet_of_a_generation_sends_the_same_body(
     assert copied.authorization == f"Key {SNIPPET_KEY}"
     assert original.authorization == f"Key {HOST_KEY}"
     # It prints the images' URLs, as it says.
-    assert [image["url"] for image in copied.result["images"]] == eval(output)
+    assert copied.result is not None
+    assert [image["url"] for image in copied.result["images"]] == ast.literal_eval(output)
     no_secrets(record)
 
 
