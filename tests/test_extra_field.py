@@ -113,3 +113,15 @@ def test_the_new_control_is_sent_saved_and_restored_from_history(
     with Image.open(saved) as image:
         record = json.loads(image.info["gpt-image-studio"])
     assert record["parameters"]["moderation"] == "low"
+
+
+def test_the_agents_edit_tool_documents_the_new_parameter(extra_app):
+    """The MCP tools are built from the models too (ui/agents.py)."""
+    import urllib.request
+
+    with urllib.request.urlopen(extra_app.url + "gradio_api/mcp/schema") as answer:
+        tools = {tool["name"]: tool for tool in json.load(answer)}
+    moderation = tools["edit"]["inputSchema"]["properties"]["moderation"]
+    assert moderation["enum"] == ["auto", "low"]
+    assert 'Default: "auto"' in moderation["description"]
+    assert "moderation" not in tools["generate"]["inputSchema"]["properties"]

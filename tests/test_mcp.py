@@ -305,3 +305,27 @@ def test_the_mcp_server_can_be_turned_off(fake_service: FakeFal, tmp_path: Path)
         assert missing.value.code == 404
     finally:
         stop_app(app)
+
+
+def test_a_large_image_as_a_data_uri_is_taken(app_server: RunningApp, fake: FakeFal) -> None:
+    """Larger than the 2 MB a page's event body may be: MCP requests are not capped
+    by that guard, and the image is uploaded to fal's storage, not sent inline."""
+    noise = Image.effect_noise((1536, 1024), 90).convert("RGB")
+    buffer = io.BytesIO()
+    noise.save(buffer, "PNG")
+    assert len(buffer.getvalue()) > 2_500_000
+    uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+    async def call() -> CallToolResult:
+        async with mcp_session(app_server) as session:
+            return await session.call_tool(
+                "edit", {"prompt": "snow", "image_urls": [uri], "quality": "low"}
+            )
+
+    result = asyncio.run(call())
+
+    assert not result.isError, texts(result)
+    [sub] = fake.submissions
+    [upload] = fake.uploads
+    assert sub.arguments["image_urls"] == [upload.url]
+    assert upload.data == buffer.getvalue()

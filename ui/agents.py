@@ -12,9 +12,10 @@ and for Gradio's clients (files, a gallery); an agent needs other shapes:
 - the agent's own fal key from the `X-Fal-Key` header (`gr.Header`), never a tool
   parameter, so it never enters the agent's conversation or Gradio's MCP page.
 
-So each tool is its own hidden event around `run_outputs`, with a docstring made
-from the request model: every parameter under its seed name, its choices and
-default, what a run costs (from the price table) and how long it may take.
+So each tool is its own hidden event around the run service's run (as the page's
+and the programs' are), with a docstring made from the request model: every
+parameter under its seed name, its choices and default, what a run costs (from the
+price table) and how long it may take.
 `OnlyAgentTools` keeps every other public event (the programs' `/generate`,
 `/edit`, `/compare`) out of the MCP server.
 """
@@ -31,7 +32,7 @@ from pydantic.fields import FieldInfo
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.endpoints import Endpoint
-from backend.schema import GenerationResult
+from backend.schema import NUM_IMAGES_MAX, GenerationResult
 from backend.service import Finished, RunService, StudioError, closing
 from ui.controls import url_list_input
 from ui.forms import Form, _bounds, _without_none, control_for
@@ -40,8 +41,9 @@ from ui.runs import caller_of
 
 # The tools, by the name of their functions below (Gradio names a tool after it).
 TOOL_NAMES = ("generate", "edit")
-# Gradio's MCP server hands a tool at most this many images (one output each).
-MAX_IMAGES_OUT = 4
+# One image output each for the most images a request makes (num_images, 1 to 4):
+# Gradio's MCP server makes image content of a single image output, not of a gallery.
+MAX_IMAGES_OUT = NUM_IMAGES_MAX
 _MCP_PATHS = ("/gradio_api/mcp", "/gradio_api/mcp/", "/gradio_api/mcp/schema")
 
 

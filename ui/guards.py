@@ -13,9 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Event calls carry only JSON (files are uploaded separately), but an agent's tool
-# call may carry its images as data URIs (ui/agents.py): launch_options sets a cap
-# from the upload limit; this is the default.
+# Event calls carry only JSON (files are uploaded separately): a small cap is plenty.
 _MAX_EVENT_BODY = 2 * 1024 * 1024
 REFUSAL = (
     "Image URLs are not accepted: upload the image file itself "
@@ -26,9 +24,8 @@ REFUSAL = (
 class RefuseRemoteFiles:
     """Refuse event calls whose file inputs point at URLs."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int = _MAX_EVENT_BODY) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -37,14 +34,15 @@ class RefuseRemoteFiles:
             or scope.get("method") != "POST"
             or not path.startswith("/gradio_api/")
             or path.startswith("/gradio_api/upload")
-            # MCP requests are JSON-RPC; the tools take URLs as text, never as a
-            # file input Gradio would fetch (ui/agents.py), and their events are
-            # called through this guard like any other.
+            # MCP requests are JSON-RPC, and may carry images as data URIs (larger
+            # than this guard's cap). Only the agent tools can be called there
+            # (ui/agents.py, OnlyAgentTools), and they take URLs as text, never as a
+            # file input Gradio would fetch.
             or path.startswith("/gradio_api/mcp")
         ):
             await self.app(scope, receive, send)
             return
-        body, complete = await _read_body(receive, self.max_body)
+        body, complete = await _read_body(receive)
         if not complete:
             await _answer(send, 413, "The request is too large.")
             return
@@ -63,7 +61,7 @@ class RefuseRemoteFiles:
         await self.app(scope, _replay(body), send)
 
 
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -72,7 +70,7 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
             return b"".join(chunks), True
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > limit:
+        if size > _MAX_EVENT_BODY:
             return b"", False
         chunks.append(chunk)
         if not message.get("more_body", False):

@@ -191,8 +191,7 @@ def launch_options(service: RunService) -> dict[str, Any]:
         # Gradio hands these to FastAPI: the guards see every call first.
         "app_kwargs": {
             "middleware": [
-                # An event body may hold one upload's worth of data URIs (base64: 4/3).
-                Middleware(RefuseRemoteFiles, max_body=settings.max_upload_mb * 1_400_000),
+                Middleware(RefuseRemoteFiles),
                 Middleware(OnlyAgentTools, prefix=tools_prefix(settings.space_id)),
             ]
         },
