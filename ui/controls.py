@@ -149,34 +149,37 @@ def _url_list_schema() -> dict[str, Any]:
     return {"type": "array", "items": {"type": "string"}}
 
 
-def copy_as_code(prefix: str) -> list[gr.Code]:
-    """The run's request as code to copy: Python, JavaScript and cURL, one tab each."""
+def copy_as_code(prefix: str) -> list[gr.Markdown]:
+    """The run's request as code to copy: Python, JavaScript and cURL.
+
+    Markdown code blocks (each with Gradio's copy button) rather than `gr.Code`: a
+    CodeMirror editor in the closed Details panel kept the page from settling for a
+    full-page screenshot in Chromium (tests/test_browser_workflow.py)."""
     gr.Markdown(
         "**Copy as code**: the exact request this run sent. The key is read from "
         "`FAL_KEY`; files from your machine are uploaded by the code, never pasted.",
         elem_id=f"{prefix}-code-note",
     )
-    languages = [("Python", "python"), ("JavaScript", "javascript"), ("cURL", "shell")]
-    blocks = []
-    with gr.Tabs():
-        for title, language in languages:
-            with gr.Tab(title):
-                blocks.append(
-                    gr.Code(
-                        "",
-                        language=language,  # type: ignore[arg-type]
-                        label=f"{title} (fal's own client)" if language != "shell" else title,
-                        interactive=False,
-                        buttons=["copy"],
-                        elem_id=f"{prefix}-code-{language}",
-                    )
-                )
-    return blocks
+    return [gr.Markdown("", elem_id=f"{prefix}-code-{language}") for language in _CODE_LANGUAGES]
+
+
+# The snippets' languages, as Markdown names them, in the order they are shown.
+_CODE_LANGUAGES = ("python", "javascript", "shell")
+_CODE_TITLES = {
+    "python": "Python, with fal_client",
+    "javascript": "JavaScript, with @fal-ai/client",
+    "shell": "cURL, through fal's queue",
+}
 
 
 def code_of(record: dict[str, Any] | None) -> tuple[str, str, str]:
-    """The three snippets for a run's record; empty while there is none."""
+    """The three snippets for a run's record, as Markdown; empty while there is none."""
     if not record or "arguments" not in record or "endpoint" not in record:
         return "", "", ""
     snippets = request_as_code(record)
-    return snippets.python, snippets.javascript, snippets.curl
+    texts = {"python": snippets.python, "javascript": snippets.javascript, "shell": snippets.curl}
+    python, javascript, shell = (
+        f"{_CODE_TITLES[language]}:\n\n```{language}\n{texts[language]}```"
+        for language in _CODE_LANGUAGES
+    )
+    return python, javascript, shell
