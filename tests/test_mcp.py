@@ -308,12 +308,12 @@ def test_the_mcp_server_can_be_turned_off(fake_service: FakeFal, tmp_path: Path)
 
 
 def test_a_large_image_as_a_data_uri_is_taken(app_server: RunningApp, fake: FakeFal) -> None:
-    """Larger than the 2 MB a page's event body may be: MCP requests are not capped
-    by that guard, and the image is uploaded to fal's storage, not sent inline."""
-    noise = Image.effect_noise((1536, 1024), 90).convert("RGB")
+    """Larger than the 2 MB a page's event body may be (MCP requests are not capped
+    by that guard), within the MCP SDK's 4 MiB a request."""
+    noise = Image.effect_noise((1000, 800), 90).convert("RGB")
     buffer = io.BytesIO()
     noise.save(buffer, "PNG")
-    assert len(buffer.getvalue()) > 2_500_000
+    assert 2_200_000 < len(buffer.getvalue()) * 4 / 3 < 4 * 1024 * 1024 - 10_000
     uri = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
     async def call() -> CallToolResult:
@@ -326,6 +326,6 @@ def test_a_large_image_as_a_data_uri_is_taken(app_server: RunningApp, fake: Fake
 
     assert not result.isError, texts(result)
     [sub] = fake.submissions
-    [upload] = fake.uploads
-    assert sub.arguments["image_urls"] == [upload.url]
-    assert upload.data == buffer.getvalue()
+    [decoded] = sub.decoded_inputs
+    assert (decoded.width, decoded.height) == (1000, 800)
+    assert decoded.data == buffer.getvalue()  # a PNG that can go as it is, does
