@@ -21,6 +21,7 @@ class ResultPanel:
     send_to_edit: gr.Button
     add_reference: gr.Button
     selected: gr.State  # index of the result image the user clicked, if any
+    code: list[gr.Markdown]  # the run's request as Python, JavaScript and cURL
 
     def outputs(self) -> list[Any]:
         return [self.gallery, self.record, self.status]
@@ -56,6 +57,14 @@ class Shared:
             api_visibility="private",
             show_progress="minimal",
             show_progress_on=[panel.gallery],
+        ).then(
+            # Copy as code, from the record the run left (empty after a failure).
+            code_of,
+            panel.record,
+            panel.code,
+            api_visibility="private",
+            queue=False,
+            show_progress="hidden",
         ).then(
             self.show_history,
             self.browser_id,
@@ -100,14 +109,11 @@ def result_panel(prefix: str, columns: int = 2) -> ResultPanel:
     with gr.Accordion("Details", open=False):
         record = gr.JSON(label="Request record", elem_id=f"{prefix}-record")
         code = copy_as_code(prefix)
-    record.change(
-        code_of, record, code, api_visibility="private", queue=False, show_progress="hidden"
-    )
     selected = gr.State(None)
     gallery.select(clicked_index, None, selected, api_visibility="private", queue=False)
     # New results: an old click no longer points at the same image.
     gallery.change(lambda: None, None, selected, api_visibility="private", queue=False)
-    return ResultPanel(status, gallery, record, send_to_edit, add_reference, selected)
+    return ResultPanel(status, gallery, record, send_to_edit, add_reference, selected, code)
 
 
 def clicked_index(event: gr.SelectData) -> int:
@@ -152,9 +158,9 @@ def _url_list_schema() -> dict[str, Any]:
 def copy_as_code(prefix: str) -> list[gr.Markdown]:
     """The run's request as code to copy: Python, JavaScript and cURL.
 
-    Markdown code blocks (each with Gradio's copy button) rather than `gr.Code`: a
-    CodeMirror editor in the closed Details panel kept the page from settling for a
-    full-page screenshot in Chromium (tests/test_browser_workflow.py)."""
+    Markdown code blocks (each with Gradio's copy button), filled after each run
+    (`Shared.on_run`): `gr.Code`, or filling them on the record's `change`, kept the
+    page from settling for a full-page screenshot (tests/test_browser_workflow.py)."""
     gr.Markdown(
         "**Copy as code**: the exact request this run sent. The key is read from "
         "`FAL_KEY`; files from your machine are uploaded by the code, never pasted.",
