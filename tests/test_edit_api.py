@@ -88,10 +88,14 @@ def test_images_in_order_and_the_mask_reach_fal_with_every_parameter(api, fake, 
     ]
     [received_mask] = [d for d in sub.decoded_inputs if d.role == "mask"]
     assert (received_mask.width, received_mask.height) == (1536, 1024)
-    alpha = np.asarray(received_mask.to_pil().convert("RGBA"))[..., 3]
-    expected = np.full((1024, 1536), 255, np.uint8)
-    expected[200:400, 100:300] = 0
-    assert np.array_equal(alpha, expected)
+    # RGBA as fal's and OpenAI's examples show it: the box white with alpha 0, the rest
+    # opaque black.
+    assert (received_mask.format, received_mask.mode) == ("PNG", "RGBA")
+    pixels = np.asarray(received_mask.to_pil())
+    expected = np.zeros((1024, 1536, 4), np.uint8)
+    expected[..., 3] = 255
+    expected[200:400, 100:300] = (255, 255, 255, 0)
+    assert np.array_equal(pixels, expected)
 
     assert len(gallery) == 2
     assert all("1536×1024 WEBP" in item["caption"] for item in gallery)
