@@ -39,6 +39,7 @@ from backend.errors import (
 from backend.history import HistoryEntry, HistoryStore, entry_from_result
 from backend.inputs import (
     canvas_background,
+    canvas_drop,
     first_image_size,
     mask_for,
     preview,
@@ -418,6 +419,11 @@ class RunService:
     async def canvas_image(self, path: str) -> str:
         """The main image as the canvas should show it (upright, a mode it can draw)."""
         return await asyncio.to_thread(canvas_background, path, self._canvas_dir)
+
+    async def dropped_on_canvas(self, pixels: Any, *, shown: str | None) -> str | None:
+        """An image dropped on the canvas, as a file that can be the main reference;
+        None when it is the image `shown` there already."""
+        return await asyncio.to_thread(canvas_drop, pixels, self._canvas_dir, shown)
 
     async def preview_mask(
         self,

@@ -27,8 +27,9 @@ EXAMPLE_IMAGE = Path(__file__).parent / "examples" / "workers-on-a-beam.png"
 EMPTY_CANVAS: dict[str, Any] = {"background": None, "layers": [], "composite": None}
 
 _MASK_NOTE = (
-    "Drop, paste or upload images above; select one and click *Make main* to edit it "
-    "instead. Paint over the area to change on the main image below. The model treats "
+    "Drop, paste or upload the image to edit on the canvas below (or into the gallery "
+    "above; select one and click *Make main* to edit it instead). Paint over the area to "
+    "change on the main image. The model treats "
     "the mask as **guidance**: it may still touch other parts of the image. Nothing "
     "painted means the whole image may change."
 )
@@ -65,7 +66,8 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
             canvas = gr.ImageMask(
                 label="Main image: paint the area to edit",
                 type="numpy",
-                sources=[],
+                # Dropped, pasted or uploaded here, an image becomes the main reference.
+                sources=["upload", "clipboard"],
                 layers=False,
                 transforms=[],
                 format="png",
@@ -168,6 +170,34 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
             return EMPTY_CANVAS, None
         return {"background": background, "layers": [], "composite": None}, main
 
+    async def take_dropped(
+        canvas: dict[str, Any] | None, references: list[Any] | None, shown: str | None
+    ) -> Any:
+        """An image dropped on the canvas becomes the main reference, first in the gallery.
+
+        The canvas already shows it; `shown_main` is set with the gallery, so the
+        gallery's change does not reset the canvas it came from. The editor also
+        says "upload" when it loads the image the app put there (and may hand over
+        the image it showed before the drop): that image is already the main one.
+        """
+        background = (canvas or {}).get("background")
+        if background is None:
+            return gr.skip(), gr.skip()
+        try:
+            path = await service.dropped_on_canvas(background, shown=shown)
+        except StudioError as exc:
+            gr.Warning(exc.message)
+            return gr.skip(), gr.skip()
+        if path is None:
+            return gr.skip(), gr.skip()
+        items = [path, *(references or [])]
+        if len(items) > MAX_REFERENCE_IMAGES:
+            gr.Warning(
+                f"There are now {len(items)} reference images and an edit takes at most "
+                f"{MAX_REFERENCE_IMAGES}; remove one before you run the edit."
+            )
+        return gr.Gallery(value=items, selected_index=None), path
+
     def make_main_image(references: list[Any] | None, selected: int | None) -> Any:
         """Move the selected reference to the front: it becomes the edited image."""
         items = list(references or [])
@@ -205,6 +235,13 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         show_main_image,
         inputs=[references, shown_main],
         outputs=[canvas, shown_main],
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    canvas.upload(
+        take_dropped,
+        inputs=[canvas, references, shown_main],
+        outputs=[references, shown_main],
         api_visibility="private",
         show_progress="hidden",
     )

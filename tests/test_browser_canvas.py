@@ -1,0 +1,116 @@
+"""The edit canvas as people use it: an image dropped straight onto it, then painted.
+
+The drop is a real drag-and-drop in Chromium: `dragenter`, `dragover` and `drop`
+events carrying a `DataTransfer` with the file, dispatched on whatever element
+sits under the pointer at the canvas' centre, as the browser does for a drag
+from the desktop.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.test_browser_edit import image_rect_on_screen
+
+pytestmark = pytest.mark.browser
+
+SKY = (40, 120, 200)
+SIZE = (1536, 1024)
+
+DROP_JS = """([x, y, name, data]) => {
+    const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, {type: 'image/png'}));
+    const target = document.elementFromPoint(x, y);
+    const at = {bubbles: true, cancelable: true, composed: true, clientX: x, clientY: y,
+                dataTransfer: transfer};
+    for (const kind of ['dragenter', 'dragover', 'drop']) {
+        target.dispatchEvent(new DragEvent(kind, at));
+    }
+    return target.tagName;
+}"""
+
+
+def drop_file(page, selector: str, path: Path) -> None:
+    """Drag `path` from the desktop and drop it on the middle of `selector`."""
+    box = page.locator(selector).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    data = base64.b64encode(path.read_bytes()).decode()
+    page.evaluate(DROP_JS, [x, y, path.name, data])
+
+
+def photo(path: Path) -> Path:
+    image = Image.new("RGB", SIZE, SKY)
+    ImageDraw.Draw(image).ellipse((500, 300, 1000, 800), fill=(250, 200, 40))
+    image.save(path, "PNG")
+    return path
+
+
+@pytest.mark.timeout(300)
+def test_an_image_dropped_on_the_canvas_is_the_main_image_and_its_stroke_the_mask(
+    browser, app_server, fake, artifacts, tmp_path
+):
+    second = tmp_path / "second.png"
+    Image.new("RGB", (512, 512), (200, 40, 40)).save(second)
+    page = browser.new_page(viewport={"width": 1280, "height": 1300})
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Edit").click()
+        page.fill("#edit-prompt textarea", "put a small red kite in the sky")
+        # A reference already in the gallery: the dropped image must go before it.
+        page.set_input_files("#edit-references input[type=file]", [str(second)])
+        page.wait_for_timeout(2500)
+        drop_file(page, "#edit-canvas", photo(tmp_path / "dropped.png"))
+
+        # The gallery now starts with the dropped image, the other one after it.
+        page.wait_for_function(
+            "document.querySelectorAll('#edit-references .thumbnail-item img, "
+            "#edit-references .grid-wrap img').length >= 2",
+            timeout=20_000,
+        )
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(artifacts / "canvas-dropped.png"), full_page=True)
+        canvas = page.locator("#edit-canvas canvas").first
+        left, top, width, height = image_rect_on_screen(page, canvas)
+        assert abs(width / height - 1.5) < 0.02, "the canvas shows the dropped image"
+
+        start = (left + width * 0.15, top + height * 0.2)
+        end = (left + width * 0.45, top + height * 0.2)
+        page.mouse.move(*start)
+        page.mouse.down()
+        for step in range(1, 5):
+            page.mouse.move(start[0] + (end[0] - start[0]) * step / 4, start[1])
+        page.mouse.up()
+        page.wait_for_timeout(300)
+
+        page.click("#edit-run")
+        page.wait_for_function(
+            "document.querySelector('#edit-status')?.innerText.includes('✅')", timeout=60_000
+        )
+        page.screenshot(path=str(artifacts / "canvas-dropped-edited.png"), full_page=True)
+    finally:
+        page.close()
+
+    [sub] = fake.submissions
+    images = [d for d in sub.decoded_inputs if d.role == "image"]
+    assert [(d.width, d.height) for d in images] == [SIZE, (512, 512)], "dropped = main"
+    main = np.asarray(images[0].to_pil().convert("RGB"))
+    assert tuple(main[10, 10]) == SKY and tuple(main[550, 750]) == (250, 200, 40)
+    [mask] = [d for d in sub.decoded_inputs if d.role == "mask"]
+    assert (mask.width, mask.height, mask.mode) == (*SIZE, "RGBA")
+    alpha = np.asarray(mask.to_pil())[..., 3]
+
+    def to_image(x: float, y: float) -> tuple[int, int]:
+        return int((x - left) / width * SIZE[0]), int((y - top) / height * SIZE[1])
+
+    for t in np.linspace(0.05, 0.95, 10):
+        x, y = to_image(start[0] + (end[0] - start[0]) * t, start[1])
+        assert alpha[y, x] == 0, f"stroke point {(x, y)} is not in the mask"
+    stroke_y = to_image(*start)[1]
+    for x, y in [(10, 10), (1500, 1000), (768, stroke_y + 200), (1400, stroke_y)]:
+        assert alpha[y, x] == 255, f"{(x, y)} is in the mask but was not painted"
