@@ -1,7 +1,7 @@
 """The benchmark suite in one command: the benchmarks, then one markdown table.
 
-    python -m benchmarks                  # the five benchmarks of the README's table
-                                          # (its six numbered targets), once each
+    python -m benchmarks                  # the benchmarks of the README's table
+                                          # (its numbered targets), once each
     python -m benchmarks --runs 3         # each of them 3 times: median and range
     python -m benchmarks --all            # also soak, transfer and demo
     python -m benchmarks --smoke          # short version for CI (< 2 minutes)
@@ -39,6 +39,7 @@ BENCHMARKS = {
     "startup": ("benchmarks.startup", "4: python app.py to the first HTTP 200"),
     "delivery": ("benchmarks.delivery", "5: fal finished to four images shown in Chromium"),
     "fairness": ("benchmarks.fairness", "7: one visitor's burst and another's single call"),
+    "mask_lock": ("benchmarks.mask_lock", "8: the unmasked area kept exactly, and the leak map"),
 }
 # Run by --all (or --only): measurements with their own sections of the README.
 EXTRA = {
