@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from PIL import Image
 
 from backend.errors import InvalidInput
@@ -90,50 +88,6 @@ def canvas_background(path: str, folder: Path) -> str:
         folder.mkdir(parents=True, exist_ok=True)
         target.write_bytes(prepared.data)
     return str(target)
-
-
-#: Mean difference (0-255) under which the canvas' pixels are the image shown there:
-#: the browser and Pillow may decode a JPEG a level apart here and there.
-_SAME_IMAGE_TOLERANCE = 2.0
-
-
-def canvas_drop(pixels: npt.NDArray[Any], folder: Path, shown: str | None = None) -> str | None:
-    """An image dropped, pasted or uploaded onto the canvas, kept as a PNG file in `folder`.
-
-    The editor hands over only its pixels (the browser has already turned the photo
-    upright); this file becomes the main reference, like any other upload. Opaque
-    pixels are kept as RGB, a third smaller; transparency is kept where there is some.
-    None when the pixels are those of `shown`, the file the canvas already shows.
-    """
-    array = np.asarray(pixels)
-    if array.ndim != 3 or array.shape[2] not in (3, 4) or array.size == 0:
-        raise InvalidInput("The image dropped on the canvas could not be read. Drop it again.")
-    array = array.astype(np.uint8, copy=False)
-    if shown is not None and _same_pixels(array, shown):
-        return None
-    if array.shape[2] == 4 and bool((array[..., 3] == 255).all()):
-        array = array[..., :3]
-    image = Image.fromarray(np.ascontiguousarray(array), "RGBA" if array.shape[2] == 4 else "RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=1)
-    data = buffer.getvalue()
-    target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.png"
-    if not target.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return str(target)
-
-
-def _same_pixels(array: npt.NDArray[np.uint8], path: str) -> bool:
-    try:
-        with Image.open(path) as opened:
-            if opened.size != (array.shape[1], array.shape[0]):
-                return False
-            known = np.asarray(opened.convert("RGBA" if array.shape[2] == 4 else "RGB"))
-    except (OSError, ValueError):
-        return False
-    difference = np.abs(known.astype(np.int16) - array.astype(np.int16))
-    return float(difference.mean()) < _SAME_IMAGE_TOLERANCE
 
 
 def sidecar_of(path: str) -> bytes | None:

@@ -211,3 +211,27 @@ def _as_mask(area: Bools) -> Image.Image:
 
 def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or image.has_transparency_data
+
+
+@dataclass(frozen=True)
+class KeptFiles:
+    """A result's composite and leak picture, written beside it."""
+
+    composite: Path
+    leak_picture: Path
+    leak_share: float
+    scaled: bool
+
+
+def keep_unmasked_files(main: bytes, edit: Bools, result: Path, *, seam: int) -> KeptFiles:
+    """`keep_unmasked` for the main image's bytes and a downloaded result file; the two new
+    PNGs go beside `result` (which is never written to)."""
+    with Image.open(io.BytesIO(main)) as opened_main, Image.open(result) as opened_result:
+        kept = keep_unmasked(opened_main, opened_result, edit, seam=seam)
+    stem = result.with_suffix("")
+    return KeptFiles(
+        composite=save_png(kept.composite, Path(f"{stem}-composited.png")),
+        leak_picture=save_png(kept.leak_picture, Path(f"{stem}-leaks.png")),
+        leak_share=kept.leak_share,
+        scaled=kept.scaled,
+    )

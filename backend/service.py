@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from backend.budget import Allowance, Budget, Charge
@@ -39,7 +40,6 @@ from backend.errors import (
 from backend.history import HistoryEntry, HistoryStore, entry_from_result
 from backend.inputs import (
     canvas_background,
-    canvas_drop,
     first_image_size,
     mask_for,
     preview,
@@ -48,6 +48,7 @@ from backend.inputs import (
     sidecar_of,
 )
 from backend.keys import KeyChoice, choose_key, clean_user_key
+from backend.mask_lock import DEFAULT_SEAM, MAX_SEAM, KeptFiles, keep_unmasked_files
 from backend.metadata import parameters_for_ui, read_metadata, save_outputs
 from backend.pricing import CostEstimate, format_usd
 from backend.progress import (
@@ -78,15 +79,19 @@ from backend.stopping import closing, until_stopped
 from backend.visitors import TrustedProxies
 
 __all__ = [
+    "DEFAULT_SEAM",
+    "MAX_SEAM",
     "Allowance",
     "Caller",
     "Cancelled",
     "Comparison",
     "CostEstimate",
+    "EditDraft",
     "Fetching",
     "Finished",
     "ImageGenerator",
     "InternalError",
+    "KeptFiles",
     "KeyStatus",
     "MaskPreview",
     "Progress",
@@ -416,14 +421,23 @@ class RunService:
         endpoint = self.endpoints.text_to_image
         return len(jobs), sum(self.cost(endpoint, job).total_usd for job in jobs)
 
+    async def keep_unmasked(
+        self, draft: EditDraft, results: Sequence[str], *, seam: int
+    ) -> list[KeptFiles]:
+        """Each result of a masked edit with the original put back outside the mask,
+        and its leak map (backend/mask_lock.py); fal's files are left as they are."""
+        if draft.mask is None:
+            return []
+        main, edit = draft.images[0].data, draft.mask.edit_area()
+        seam = max(0, min(int(seam), MAX_SEAM))
+        return [
+            await asyncio.to_thread(keep_unmasked_files, main, edit, Path(path), seam=seam)
+            for path in results
+        ]
+
     async def canvas_image(self, path: str) -> str:
         """The main image as the canvas should show it (upright, a mode it can draw)."""
         return await asyncio.to_thread(canvas_background, path, self._canvas_dir)
-
-    async def dropped_on_canvas(self, pixels: Any, *, shown: str | None) -> str | None:
-        """An image dropped on the canvas, as a file that can be the main reference;
-        None when it is the image `shown` there already."""
-        return await asyncio.to_thread(canvas_drop, pixels, self._canvas_dir, shown)
 
     async def preview_mask(
         self,

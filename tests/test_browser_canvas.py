@@ -9,13 +9,14 @@ from the desktop.
 from __future__ import annotations
 
 import base64
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.test_browser_edit import image_rect_on_screen
+from tests.test_browser_edit import canvas_centre_colour, close_to, image_rect_on_screen
 
 pytestmark = pytest.mark.browser
 
@@ -44,6 +45,15 @@ def drop_file(page, selector: str, path: Path) -> None:
     page.evaluate(DROP_JS, [x, y, path.name, data])
 
 
+def wait_for_canvas(page, canvas, colour: tuple[int, int, int], seconds: float = 30) -> None:
+    """Until the canvas shows `colour` in its middle."""
+    for _ in range(int(seconds * 4)):
+        if close_to(canvas_centre_colour(canvas), colour):
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the canvas never showed {colour}: {canvas_centre_colour(canvas)}")
+
+
 def photo(path: Path) -> Path:
     image = Image.new("RGB", SIZE, SKY)
     ImageDraw.Draw(image).ellipse((500, 300, 1000, 800), fill=(250, 200, 40))
@@ -64,8 +74,10 @@ def test_an_image_dropped_on_the_canvas_is_the_main_image_and_its_stroke_the_mas
         page.fill("#edit-prompt textarea", "put a small red kite in the sky")
         # A reference already in the gallery: the dropped image must go before it.
         page.set_input_files("#edit-references input[type=file]", [str(second)])
-        page.wait_for_timeout(2500)
+        canvas = page.locator("#edit-canvas canvas").first
+        wait_for_canvas(page, canvas, (200, 40, 40))
         drop_file(page, "#edit-canvas", photo(tmp_path / "dropped.png"))
+        wait_for_canvas(page, canvas, (250, 200, 40))  # the disc in the middle of the photo
 
         # The gallery now starts with the dropped image, the other one after it.
         page.wait_for_function(
@@ -73,9 +85,8 @@ def test_an_image_dropped_on_the_canvas_is_the_main_image_and_its_stroke_the_mas
             "#edit-references .grid-wrap img').length >= 2",
             timeout=20_000,
         )
-        page.wait_for_timeout(1500)
+        page.wait_for_timeout(1000)
         page.screenshot(path=str(artifacts / "canvas-dropped.png"), full_page=True)
-        canvas = page.locator("#edit-canvas canvas").first
         left, top, width, height = image_rect_on_screen(page, canvas)
         assert abs(width / height - 1.5) < 0.02, "the canvas shows the dropped image"
 
@@ -88,11 +99,26 @@ def test_an_image_dropped_on_the_canvas_is_the_main_image_and_its_stroke_the_mas
         page.mouse.up()
         page.wait_for_timeout(300)
 
+        # Keep the unmasked area exactly, with a 6 px seam.
+        page.locator("#edit-keep input[type=checkbox]").check()
+        page.locator("#edit-seam input[type=number]").fill("6")
+        page.locator("#edit-seam input[type=number]").press("Tab")
         page.click("#edit-run")
         page.wait_for_function(
-            "document.querySelector('#edit-status')?.innerText.includes('✅')", timeout=60_000
+            "document.querySelector('#edit-status')?.innerText.includes('🧩')", timeout=60_000
         )
         page.screenshot(path=str(artifacts / "canvas-dropped-edited.png"), full_page=True)
+        shown = page.evaluate(
+            """() => [...document.querySelectorAll('#edit-gallery .thumbnail-item, '
+                        + '#edit-gallery .grid-wrap button')]
+                  .map(item => [item.querySelector('img')?.src,
+                                item.innerText || item.getAttribute('aria-label') || ''])"""
+        )
+        status = page.inner_text("#edit-status")
+        files = {
+            name: page.request.get(src).body()
+            for name, (src, _) in zip(("fal", "composited", "leaks"), shown, strict=False)
+        }
     finally:
         page.close()
 
@@ -114,3 +140,22 @@ def test_an_image_dropped_on_the_canvas_is_the_main_image_and_its_stroke_the_mas
     stroke_y = to_image(*start)[1]
     for x, y in [(10, 10), (1500, 1000), (768, stroke_y + 200), (1400, stroke_y)]:
         assert alpha[y, x] == 255, f"{(x, y)} is in the mask but was not painted"
+
+    # fal's result, then the composited one and its leak map, in that order.
+    assert len(shown) == 3, shown
+    fal_result = np.asarray(Image.open(io.BytesIO(files["fal"])).convert("RGB"))
+    composited = np.asarray(Image.open(io.BytesIO(files["composited"])).convert("RGB"))
+    assert composited.shape == main.shape
+    edit = alpha == 0
+    ys, xs = np.nonzero(edit)
+    far = np.ones_like(edit)
+    far[ys.min() - 6 : ys.max() + 7, xs.min() - 6 : xs.max() + 7] = False
+    assert np.array_equal(composited[far], main[far]), "beyond the seam: the original"
+    assert np.array_equal(composited[edit], fal_result[edit]), "in the mask: fal's edit"
+    # The fake draws a disc and a bar without regard to the mask: those are leaks.
+    changed = (np.abs(fal_result.astype(int) - main.astype(int)).max(axis=2) > 24) & ~edit
+    share = changed.sum() / (~edit).sum()
+    assert share > 0.01
+    assert f"{share:.0%}" in status or f"{share:.1%}" in status
+    leak_picture = np.asarray(Image.open(io.BytesIO(files["leaks"])).convert("RGB"))
+    assert np.array_equal((leak_picture == (230, 20, 20)).all(axis=2), changed)

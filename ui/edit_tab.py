@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +12,20 @@ import gradio as gr
 
 from backend.endpoints import Endpoint
 from backend.schema import MAX_REFERENCE_IMAGES
-from backend.service import RunService, StudioError
+from backend.service import (
+    DEFAULT_SEAM,
+    MAX_SEAM,
+    EditDraft,
+    KeptFiles,
+    RunService,
+    StudioError,
+)
 from ui.controls import ResultPanel, Shared, clicked_index, gallery_paths, result_panel, run_buttons
 from ui.forms import Form, parameter_controls, prompt_box
 from ui.progress import describe_error
-from ui.runs import caller_of, for_api, for_page, run_outputs, wire_stop
+from ui.runs import Outputs, caller_of, for_api, for_page, run_outputs, wire_stop
+
+log = logging.getLogger("studio.ui")
 
 # The example prompt on the endpoint's API page, with an image we drew ourselves.
 EXAMPLE_PROMPT = (
@@ -33,6 +43,41 @@ _MASK_NOTE = (
     "the mask as **guidance**: it may still touch other parts of the image. Nothing "
     "painted means the whole image may change."
 )
+
+
+def kept_items(kept: list[KeptFiles], seam: int) -> list[tuple[str, str]]:
+    """The gallery items for composited results: each composite, then its leak map."""
+    items = []
+    for number, files in enumerate(kept, start=1):
+        which = f" {number}" if len(kept) > 1 else ""
+        scaled = ", scaled to the main image" if files.scaled else ""
+        items.append(
+            (
+                str(files.composite),
+                f"Composited{which}: outside the mask exactly the original "
+                f"(seam {seam} px{scaled})",
+            )
+        )
+        items.append(
+            (
+                str(files.leak_picture),
+                f"Leak map{which}: the model changed {_share(files.leak_share)} of the "
+                "pixels outside the mask (red)",
+            )
+        )
+    return items
+
+
+def kept_note(kept: list[KeptFiles]) -> str:
+    shares = ", ".join(_share(files.leak_share) for files in kept)
+    return (
+        f"🧩 Composited results added: the unmasked area is kept exactly. The model itself "
+        f"changed {shares} of the pixels outside the mask (red in the leak map)."
+    )
+
+
+def _share(share: float) -> str:
+    return f"{share:.1%}" if 0 < share < 0.1 else f"{share:.0%}"
 
 
 @dataclass
@@ -66,8 +111,11 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
             canvas = gr.ImageMask(
                 label="Main image: paint the area to edit",
                 type="numpy",
-                # Dropped, pasted or uploaded here, an image becomes the main reference.
-                sources=["upload", "clipboard"],
+                # Dropped, pasted or uploaded here, an image becomes the main reference:
+                # ui/static/page.js hands the file to `canvas_drop` before the editor
+                # sees it. (The editor's own paste button reads the clipboard without
+                # an event to catch, so it is left out; Ctrl+V over the canvas works.)
+                sources=["upload"],
                 layers=False,
                 transforms=[],
                 format="png",
@@ -78,12 +126,34 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
                 height=460,
                 elem_id="edit-canvas",
             )
+            canvas_drop = gr.File(
+                label="Image dropped on the canvas",
+                file_types=["image"],
+                type="filepath",
+                visible="hidden",
+                elem_id="edit-canvas-drop",
+            )
             with gr.Row():
                 invert = gr.Checkbox(
                     label="invert: edit everything except what I painted",
                     elem_id="edit-invert",
                 )
                 preview_button = gr.Button("Preview mask", size="sm", elem_id="edit-preview")
+            with gr.Row():
+                keep = gr.Checkbox(
+                    label="Keep the unmasked area exactly: add a composited result, with a "
+                    "leak map of what the model changed outside the mask",
+                    elem_id="edit-keep",
+                )
+                seam = gr.Slider(
+                    0,
+                    MAX_SEAM,
+                    value=DEFAULT_SEAM,
+                    step=1,
+                    label="Seam width (px)",
+                    info="how far outside the mask the edit fades into the original",
+                    elem_id="edit-seam",
+                )
             with gr.Accordion("Mask preview, or upload a ready-made mask", open=False):
                 preview_text = gr.Markdown("", elem_id="edit-preview-text")
                 preview = gr.Image(
@@ -115,19 +185,49 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         canvas: dict[str, Any] | None,
         invert: bool,
         mask_file: str | None,
+        keep: bool,
+        seam: float,
         **values: Any,
     ) -> AsyncIterator[Any]:
         browser_id = service.new_browser_id(browser_id)
         caller = caller_of(service, request, fal_key, browser_id=browser_id, page=True)
         paths = gallery_paths(references)
+        drafts: list[EditDraft] = []
 
         async def build() -> Any:
-            return await service.edit(
+            draft = await service.edit(
                 endpoint, values, paths, mask_file=mask_file, canvas=canvas, invert=invert
             )
+            drafts.append(draft)
+            return draft
 
-        async for outputs in for_page(run_outputs(service, endpoint, build, caller), browser_id):
-            yield outputs
+        outputs = run_outputs(service, endpoint, build, caller)
+        if keep:
+            outputs = with_kept(outputs, drafts, int(seam))
+        async for shown in for_page(outputs, browser_id):
+            yield shown
+
+    async def with_kept(
+        outputs: AsyncIterator[Outputs], drafts: list[EditDraft], seam: int
+    ) -> AsyncIterator[Outputs]:
+        """fal's results, then each one composited over the original outside the mask
+        and its leak map, as extra labelled results (fal's files are not touched)."""
+        async for gallery, record, status in outputs:
+            if not gallery or not drafts:
+                yield gallery, record, status
+                continue
+            if drafts[0].mask is None:
+                note = "Nothing painted, so there is no unmasked area to keep."
+                yield gallery, record, f"{status}\n\n{note}"
+                continue
+            try:
+                kept = await service.keep_unmasked(drafts[0], gallery_paths(gallery), seam=seam)
+            except Exception:  # fal's results stand; only the extra is missing
+                log.exception("keeping the unmasked area failed")
+                note = "The composited version could not be made; fal's results are above."
+                yield gallery, record, f"{status}\n\n{note}"
+                continue
+            yield [*gallery, *kept_items(kept, seam)], record, f"{status}\n\n{kept_note(kept)}"
 
     async def edit(
         request: gr.Request,
@@ -170,33 +270,19 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
             return EMPTY_CANVAS, None
         return {"background": background, "layers": [], "composite": None}, main
 
-    async def take_dropped(
-        canvas: dict[str, Any] | None, references: list[Any] | None, shown: str | None
-    ) -> Any:
-        """An image dropped on the canvas becomes the main reference, first in the gallery.
-
-        The canvas already shows it; `shown_main` is set with the gallery, so the
-        gallery's change does not reset the canvas it came from. The editor also
-        says "upload" when it loads the image the app put there (and may hand over
-        the image it showed before the drop): that image is already the main one.
-        """
-        background = (canvas or {}).get("background")
-        if background is None:
-            return gr.skip(), gr.skip()
-        try:
-            path = await service.dropped_on_canvas(background, shown=shown)
-        except StudioError as exc:
-            gr.Warning(exc.message)
-            return gr.skip(), gr.skip()
-        if path is None:
-            return gr.skip(), gr.skip()
-        items = [path, *(references or [])]
+    def take_dropped(dropped: str | None, references: list[Any] | None) -> Any:
+        """An image dropped, pasted or uploaded on the canvas (ui/static/page.js hands
+        the file over here) becomes the main reference, first in the gallery; the
+        gallery's change then puts it on the canvas."""
+        if not dropped:
+            return gr.skip(), None
+        items = [dropped, *(references or [])]
         if len(items) > MAX_REFERENCE_IMAGES:
             gr.Warning(
                 f"There are now {len(items)} reference images and an edit takes at most "
                 f"{MAX_REFERENCE_IMAGES}; remove one before you run the edit."
             )
-        return gr.Gallery(value=items, selected_index=None), path
+        return gr.Gallery(value=items, selected_index=None), None
 
     def make_main_image(references: list[Any] | None, selected: int | None) -> Any:
         """Move the selected reference to the front: it becomes the edited image."""
@@ -238,10 +324,10 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         api_visibility="private",
         show_progress="hidden",
     )
-    canvas.upload(
+    canvas_drop.upload(
         take_dropped,
-        inputs=[canvas, references, shown_main],
-        outputs=[references, shown_main],
+        inputs=[canvas_drop, references],
+        outputs=[references, canvas_drop],
         api_visibility="private",
         show_progress="hidden",
     )
@@ -261,7 +347,14 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         api_visibility="private",
     )
 
-    drawn = {"references": references, "canvas": canvas, "invert": invert, "mask_file": mask_file}
+    drawn = {
+        "references": references,
+        "canvas": canvas,
+        "invert": invert,
+        "mask_file": mask_file,
+        "keep": keep,
+        "seam": seam,
+    }
     shared.on_run([run.click, prompt.submit], edit_in_page, {**drawn, **form.inputs()}, panel)
     wire_stop(stop, service, endpoint.tab)
 

@@ -1,0 +1,62 @@
+// The page's own behaviour, run once when it loads (launch(js=...), ui/theme.py).
+() => {
+  // ---- An image dropped, pasted or uploaded onto the edit canvas ----------------
+  // The editor would show it, but hands it to the server only as its canvas pixels
+  // and announces it before it has them. Instead, the file itself goes to a hidden
+  // file input (#edit-canvas-drop), whose upload makes it the main reference, first
+  // in the gallery; the canvas then shows it from there, ready to paint.
+  const CANVAS = "#edit-canvas";
+  const inCanvas = (node) => node instanceof Element && node.closest(CANVAS) !== null;
+  let pointerOverCanvas = false;
+
+  function imageIn(files) {
+    for (const file of files || []) if (file.type.startsWith("image/")) return file;
+    return null;
+  }
+
+  function forward(file) {
+    const input = document.querySelector("#edit-canvas-drop input[type=file]");
+    if (!input || !file) return false;
+    const transfer = new DataTransfer();
+    transfer.items.add(file);
+    input.files = transfer.files;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    return true;
+  }
+
+  for (const kind of ["dragenter", "dragover"]) {
+    document.addEventListener(kind, (event) => {
+      if (inCanvas(event.target)) event.preventDefault();  // allows the drop
+    }, true);
+  }
+  document.addEventListener("drop", (event) => {
+    if (!inCanvas(event.target)) return;
+    const file = imageIn(event.dataTransfer && event.dataTransfer.files);
+    if (!file) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    forward(file);
+  }, true);
+  // The editor's own upload button: its file input, caught before the editor sees it.
+  document.addEventListener("change", (event) => {
+    const input = event.target;
+    if (!(input instanceof HTMLInputElement) || input.type !== "file" || !inCanvas(input)) return;
+    const file = imageIn(input.files);
+    if (!file) return;
+    event.stopImmediatePropagation();
+    forward(file);
+    input.value = "";
+  }, true);
+  // Ctrl/Cmd+V with the pointer over the canvas, or the focus in it.
+  document.addEventListener("pointerover", (event) => {
+    pointerOverCanvas = inCanvas(event.target);
+  }, true);
+  document.addEventListener("paste", (event) => {
+    if (!pointerOverCanvas && !inCanvas(document.activeElement)) return;
+    const file = imageIn(event.clipboardData && event.clipboardData.files);
+    if (!file) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    forward(file);
+  }, true);
+}
