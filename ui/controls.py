@@ -69,12 +69,21 @@ class Shared:
         )
 
 
+#: The keyboard shortcuts (ui/static/page.js), said next to every tab's run buttons.
+SHORTCUT_HINT = "⌨️ **Ctrl+Enter** (⌘+Enter on a Mac) runs · **Esc** stops"
+
+
 def run_buttons(prefix: str, label: str) -> tuple[gr.Button, gr.Button, gr.Markdown]:
     with gr.Row():
         run = gr.Button(label, variant="primary", elem_id=f"{prefix}-run", scale=3)
         stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", scale=1)
+    shortcut_hint(prefix)
     cost = gr.Markdown("", elem_id=f"{prefix}-cost")
     return run, stop, cost
+
+
+def shortcut_hint(prefix: str) -> gr.Markdown:
+    return gr.Markdown(SHORTCUT_HINT, elem_id=f"{prefix}-shortcuts", elem_classes=["shortcut-hint"])
 
 
 def result_panel(prefix: str, columns: int = 2) -> ResultPanel:

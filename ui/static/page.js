@@ -59,4 +59,29 @@
     event.stopImmediatePropagation();
     forward(file);
   }, true);
+
+  // ---- Keyboard: Ctrl/Cmd+Enter runs the current tab, Escape stops its run ------
+  // Caught first (capture), so Enter in the prompt does not also submit it.
+  const TABS = ["t2i", "edit", "cmp"];
+  const shown = (node) => node !== null && node.getClientRects().length > 0;
+  function button(kind) {
+    for (const tab of TABS) {
+      const found = document.querySelector(`#${tab}-${kind}`);
+      if (shown(found)) return found;
+    }
+    return null;
+  }
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !event.altKey) {
+      const run = button("run");
+      if (!run || run.disabled) return;
+      event.preventDefault();
+      event.stopPropagation();
+      run.click();
+    } else if (event.key === "Escape" && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      // Stop is harmless when nothing runs; Escape still closes what it closed before.
+      const stop = button("stop");
+      if (stop) stop.click();
+    }
+  }, true);
 }
