@@ -22,7 +22,7 @@ TABS = ["Generate", "Edit", "Compare"]
 ALLOWED: list[tuple[str, str]] = []
 
 
-def violations(page) -> list[dict]:
+def violations(page) -> list[dict[str, str]]:
     if not AXE.exists():
         pytest.fail("axe-core is missing: cd tests/a11y && npm ci (see .ci/run)")
     page.add_script_tag(path=str(AXE))
