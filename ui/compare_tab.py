@@ -49,7 +49,7 @@ def compare_tab(service: RunService, endpoint: Endpoint, fal_key: gr.Textbox) ->
                     label="output_format",
                     elem_id="cmp-output-format",
                 )
-            with gr.Row():
+            with gr.Row(elem_classes=["run-row"]):
                 run = gr.Button("Compare", variant="primary", elem_id="cmp-run", scale=3)
                 stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop", scale=1)
             shortcut_hint("cmp")

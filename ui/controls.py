@@ -74,7 +74,7 @@ SHORTCUT_HINT = "⌨️ **Ctrl+Enter** (⌘+Enter on a Mac) runs · **Esc** stop
 
 
 def run_buttons(prefix: str, label: str) -> tuple[gr.Button, gr.Button, gr.Markdown]:
-    with gr.Row():
+    with gr.Row(elem_classes=["run-row"]):
         run = gr.Button(label, variant="primary", elem_id=f"{prefix}-run", scale=3)
         stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", scale=1)
     shortcut_hint(prefix)

@@ -42,6 +42,29 @@ CSS = """
 .status { min-height: 2.5em; }
 .status pre { max-height: 9em; overflow-y: auto; font-size: 0.85em; }
 footer { display: none !important; }
+
+/* A phone: the run and stop buttons of the open tab stay at the bottom of the
+   screen (the form is long there, and the buttons sit below it), and the page
+   leaves room for them. The keyboard hint means little on a touch screen. */
+@media (max-width: 640px) {
+  .run-row {
+    position: fixed;
+    left: 0;
+    right: 0;
+    bottom: 0;
+    z-index: 100;
+    margin: 0 !important;
+    padding: 8px 12px calc(8px + env(safe-area-inset-bottom));
+    background: var(--background-fill-primary);
+    box-shadow: 0 -2px 10px rgba(0, 0, 0, 0.18);
+    flex-wrap: nowrap !important;
+  }
+  .run-row > * { min-width: 0 !important; }
+  .gradio-container { padding-bottom: 88px !important; }
+}
+@media (pointer: coarse) and (max-width: 640px) {
+  .shortcut-hint { display: none; }
+}
 """
 
 
