@@ -263,26 +263,34 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
             return gr.skip(), shown
         if main is None:
             return EMPTY_CANVAS, None
-        try:
-            background = await service.canvas_image(main)
-        except StudioError as exc:
-            gr.Warning(exc.message)
-            return EMPTY_CANVAS, None
-        return {"background": background, "layers": [], "composite": None}, main
+        return await main_on_canvas(main)
 
-    def take_dropped(dropped: str | None, references: list[Any] | None) -> Any:
+    async def take_dropped(
+        dropped: str | None, references: list[Any] | None, shown: str | None
+    ) -> Any:
         """An image dropped, pasted or uploaded on the canvas (ui/static/page.js hands
-        the file over here) becomes the main reference, first in the gallery; the
-        gallery's change then puts it on the canvas."""
+        the file over here) becomes the main reference, first in the gallery, and goes
+        on the canvas at once (a gallery that was empty says no "change" when the
+        server fills it)."""
         if not dropped:
-            return gr.skip(), None
+            return gr.skip(), None, gr.skip(), shown
         items = [dropped, *(references or [])]
         if len(items) > MAX_REFERENCE_IMAGES:
             gr.Warning(
                 f"There are now {len(items)} reference images and an edit takes at most "
                 f"{MAX_REFERENCE_IMAGES}; remove one before you run the edit."
             )
-        return gr.Gallery(value=items, selected_index=None), None
+        canvas_value, main = await main_on_canvas(dropped)
+        return gr.Gallery(value=items, selected_index=None), None, canvas_value, main
+
+    async def main_on_canvas(main: str) -> tuple[dict[str, Any], str | None]:
+        """The canvas' value for a new main image (its strokes cleared), and what it shows."""
+        try:
+            background = await service.canvas_image(main)
+        except StudioError as exc:
+            gr.Warning(exc.message)
+            return EMPTY_CANVAS, None
+        return {"background": background, "layers": [], "composite": None}, main
 
     def make_main_image(references: list[Any] | None, selected: int | None) -> Any:
         """Move the selected reference to the front: it becomes the edited image."""
@@ -326,18 +334,21 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
     )
     canvas_drop.upload(
         take_dropped,
-        inputs=[canvas_drop, references],
-        outputs=[references, canvas_drop],
+        inputs=[canvas_drop, references, shown_main],
+        outputs=[references, canvas_drop, canvas, shown_main],
         api_visibility="private",
         show_progress="hidden",
     )
     references.select(clicked_index, None, selected, api_visibility="private", queue=False)
     make_main.click(make_main_image, [references, selected], references, api_visibility="private")
+
+    async def example() -> tuple[Any, ...]:
+        """The endpoint page's example: its prompt, and our picture on the canvas."""
+        canvas_value, main = await main_on_canvas(str(EXAMPLE_IMAGE))
+        return EXAMPLE_PROMPT, [str(EXAMPLE_IMAGE)], canvas_value, main
+
     load_example.click(
-        lambda: (EXAMPLE_PROMPT, [str(EXAMPLE_IMAGE)]),
-        None,
-        [prompt, references],
-        api_visibility="private",
+        example, None, [prompt, references, canvas, shown_main], api_visibility="private"
     )
     gr.on(
         [preview_button.click, invert.change],

@@ -42,6 +42,7 @@ CSS = """
 .status { min-height: 2.5em; }
 .status pre { max-height: 9em; overflow-y: auto; font-size: 0.85em; }
 footer { display: none !important; }
+#edit-canvas.drop-target { outline: 3px dashed var(--color-accent); outline-offset: -3px; }
 
 /* A phone: the run and stop buttons of the open tab stay at the bottom of the
    screen (the form is long there, and the buttons sit below it), and the page

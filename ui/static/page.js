@@ -24,18 +24,32 @@
     return true;
   }
 
+  // The editor never sees the drag (it would stay in its "dragging" state when it
+  // does not get the drop); the canvas is outlined while a file is over it.
+  const outline = (on) => {
+    const canvas = document.querySelector(CANVAS);
+    if (canvas) canvas.classList.toggle("drop-target", on);
+  };
+  const carriesFiles = (event) =>
+    event.dataTransfer !== null && [...event.dataTransfer.types].includes("Files");
   for (const kind of ["dragenter", "dragover"]) {
     document.addEventListener(kind, (event) => {
-      if (inCanvas(event.target)) event.preventDefault();  // allows the drop
+      if (!inCanvas(event.target) || !carriesFiles(event)) return;
+      event.preventDefault();  // allows the drop
+      event.stopImmediatePropagation();
+      outline(true);
     }, true);
   }
+  document.addEventListener("dragleave", (event) => {
+    if (inCanvas(event.target) && !inCanvas(event.relatedTarget)) outline(false);
+  }, true);
   document.addEventListener("drop", (event) => {
-    if (!inCanvas(event.target)) return;
-    const file = imageIn(event.dataTransfer && event.dataTransfer.files);
-    if (!file) return;
+    if (!inCanvas(event.target) || !carriesFiles(event)) return;
     event.preventDefault();
     event.stopImmediatePropagation();
-    forward(file);
+    outline(false);
+    const file = imageIn(event.dataTransfer.files);
+    if (file) forward(file);
   }, true);
   // The editor's own upload button: its file input, caught before the editor sees it.
   document.addEventListener("change", (event) => {
