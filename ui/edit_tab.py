@@ -40,8 +40,9 @@ _MASK_NOTE = (
     "Drop, paste or upload the image to edit on the canvas below (or into the gallery "
     "above; select one and click *Make main* to edit it instead). Paint over the area to "
     "change on the main image. The model treats "
-    "the mask as **guidance**: it may still touch other parts of the image. Nothing "
-    "painted means the whole image may change."
+    "the mask as **guidance**: it may still touch other parts of the image (tick *Keep "
+    "the unmasked area exactly* for a version where it cannot). Nothing painted means the "
+    "whole image may change."
 )
 
 
