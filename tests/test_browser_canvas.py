@@ -86,7 +86,7 @@ def test_an_image_dropped_on_the_canvas_is_the_main_image_and_its_stroke_the_mas
             timeout=20_000,
         )
         page.wait_for_timeout(1000)
-        page.screenshot(path=str(artifacts / "canvas-dropped.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "canvas-dropped.png"), full_page=True, timeout=120_000)
         left, top, width, height = image_rect_on_screen(page, canvas)
         assert abs(width / height - 1.5) < 0.02, "the canvas shows the dropped image"
 
@@ -107,7 +107,9 @@ def test_an_image_dropped_on_the_canvas_is_the_main_image_and_its_stroke_the_mas
         page.wait_for_function(
             "document.querySelector('#edit-status')?.innerText.includes('🧩')", timeout=60_000
         )
-        page.screenshot(path=str(artifacts / "canvas-dropped-edited.png"), full_page=True)
+        page.screenshot(
+            path=str(artifacts / "canvas-dropped-edited.png"), full_page=True, timeout=120_000
+        )
         shown = page.evaluate(
             """() => [...document.querySelectorAll('#edit-gallery .thumbnail-item, '
                         + '#edit-gallery .grid-wrap button')]
@@ -159,3 +161,42 @@ def test_an_image_dropped_on_the_canvas_is_the_main_image_and_its_stroke_the_mas
     assert f"{share:.0%}" in status or f"{share:.1%}" in status
     leak_picture = np.asarray(Image.open(io.BytesIO(files["leaks"])).convert("RGB"))
     assert np.array_equal((leak_picture == (230, 20, 20)).all(axis=2), changed)
+
+
+PASTE_JS = """([x, y, name, data]) => {
+    const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([bytes], name, {type: 'image/png'}));
+    const target = document.elementFromPoint(x, y);
+    target.dispatchEvent(new PointerEvent('pointerover', {bubbles: true, clientX: x, clientY: y}));
+    document.activeElement.dispatchEvent(new ClipboardEvent('paste',
+        {bubbles: true, cancelable: true, composed: true, clipboardData: transfer}));
+}"""
+
+
+def test_an_image_pasted_over_the_empty_canvas_becomes_the_main_image(
+    browser, app_server, fake, tmp_path
+):
+    """Ctrl+V with the pointer over the canvas: the clipboard's image is the main image."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1300})
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Edit").click()
+        box = page.locator("#edit-canvas").bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        pasted = photo(tmp_path / "pasted.png")
+        page.evaluate(PASTE_JS, [x, y, pasted.name, base64.b64encode(pasted.read_bytes()).decode()])
+        canvas = page.locator("#edit-canvas canvas").first
+        wait_for_canvas(page, canvas, (250, 200, 40))
+        page.fill("#edit-prompt textarea", "a kite")
+        page.click("#edit-run")
+        page.wait_for_function(
+            "document.querySelector('#edit-status')?.innerText.includes('✅')", timeout=60_000
+        )
+    finally:
+        page.close()
+    [sub] = fake.submissions
+    [image] = [d for d in sub.decoded_inputs if d.role == "image"]
+    assert (image.width, image.height) == SIZE
+    assert tuple(np.asarray(image.to_pil().convert("RGB"))[550, 750]) == (250, 200, 40)
