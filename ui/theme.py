@@ -75,6 +75,9 @@ def theme() -> gr.themes.Base:
         # (7.6:1), grey 400 on the dark background.
         body_text_color_subdued="*neutral_600",
         body_text_color_subdued_dark="*neutral_400",
+        # A primary button under the pointer (or after a tap) keeps white text readable.
+        button_primary_background_fill_hover="*primary_600",
+        button_primary_background_fill_hover_dark="*primary_600",
         # Links: indigo 700 on white, indigo 300 on the dark background.
         link_text_color="*primary_600",
         link_text_color_visited="*primary_600",
