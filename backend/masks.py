@@ -6,7 +6,7 @@ RGBA PNG with just two colours: the area to edit white with alpha 0
 (255, 255, 255, 0), the rest opaque black (0, 0, 0, 255). That satisfies the
 alpha reading and a "white = edit" grayscale reading alike. RGBA rather than
 the smaller LA: fal and OpenAI document "a PNG with an alpha channel" and every
-example they show is RGBA, and LA was never tried against live fal; the ~15 ms
+example they show is RGBA, and LA was never tried against live fal; the ~12 ms
 more it costs to encode is nothing beside a generation.
 
 A mask that would edit nothing is never made: painting nothing gives `None`
