@@ -47,7 +47,7 @@ from backend.progress import (
     Submitted,
     Uploading,
 )
-from backend.results import fetch_images
+from backend.results import fetch_images, shown_from_fal
 from backend.schema import EditRequest, GenerationResult, TextToImageRequest, Timings
 from backend.settings import Settings
 
@@ -213,7 +213,8 @@ class ImageClient:
                 )
             )
             try:
-                yield Fetching(request_id, len(images_json), time.monotonic() - started)
+                shown = shown_from_fal(images_json, self._settings.fal_cdn_url)
+                yield Fetching(request_id, len(images_json), time.monotonic() - started, shown)
                 images, failures = await fetching
             finally:
                 fetching.cancel()  # the caller went away (Stop): no download outlives it

@@ -19,6 +19,9 @@ class ResultPanel:
     send_to_edit: gr.Button
     add_reference: gr.Button
     selected: gr.State  # index of the result image the user clicked, if any
+    # The gallery shows fal's URLs for hosted results (ui/runs.py, in_page): a
+    # result is then found through the record, not the gallery's value.
+    one_hop: bool = False
 
     def outputs(self) -> list[Any]:
         return [self.gallery, self.record, self.status]
@@ -77,7 +80,7 @@ def run_buttons(prefix: str, label: str) -> tuple[gr.Button, gr.Button, gr.Markd
     return run, stop, cost
 
 
-def result_panel(prefix: str, columns: int = 2) -> ResultPanel:
+def result_panel(prefix: str, columns: int = 2, *, one_hop: bool = False) -> ResultPanel:
     status = gr.Markdown("", elem_id=f"{prefix}-status", elem_classes=["status"])
     gallery = gr.Gallery(
         label="Results",
@@ -101,7 +104,7 @@ def result_panel(prefix: str, columns: int = 2) -> ResultPanel:
     gallery.select(clicked_index, None, selected, api_visibility="private", queue=False)
     # New results: an old click no longer points at the same image.
     gallery.change(lambda: None, None, selected, api_visibility="private", queue=False)
-    return ResultPanel(status, gallery, record, send_to_edit, add_reference, selected)
+    return ResultPanel(status, gallery, record, send_to_edit, add_reference, selected, one_hop)
 
 
 def clicked_index(event: gr.SelectData) -> int:

@@ -108,7 +108,7 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         with gr.Column(scale=2, min_width=320):
             form = Form(endpoint, prompt, parameter_controls(endpoint, "edit"))
             run, stop, cost = run_buttons("edit", endpoint.title)
-            panel = result_panel("edit")
+            panel = result_panel("edit", one_hop=True)
 
     shown_main = gr.State(None)
     selected = gr.State(None)
@@ -127,12 +127,23 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         caller = caller_of(service, request, fal_key, browser_id=browser_id, page=True)
         paths = gallery_paths(references)
 
+        # A result of this browser's on fal's media hosts goes back as its URL.
+        hosted = service.hosted_copies(browser_id, paths)
+
         async def build() -> Any:
             return await service.edit(
-                endpoint, values, paths, mask_file=mask_file, canvas=canvas, invert=invert
+                endpoint,
+                values,
+                paths,
+                mask_file=mask_file,
+                canvas=canvas,
+                invert=invert,
+                hosted=hosted,
             )
 
-        async for outputs in for_page(run_outputs(service, endpoint, build, caller), browser_id):
+        async for outputs in for_page(
+            run_outputs(service, endpoint, build, caller, in_page=True), browser_id
+        ):
             yield outputs
 
     async def edit(
