@@ -39,6 +39,7 @@ BENCHMARKS = {
     "startup": ("benchmarks.startup", "4: python app.py to the first HTTP 200"),
     "delivery": ("benchmarks.delivery", "5: fal finished to four images shown in Chromium"),
     "fairness": ("benchmarks.fairness", "7: one visitor's burst and another's single call"),
+    "chained_edit": ("benchmarks.chained_edit", "8: an edit chained on a fal URL, bytes sent"),
 }
 # Run by --all (or --only): measurements with their own sections of the README.
 EXTRA = {
