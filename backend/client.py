@@ -187,9 +187,14 @@ class ImageClient:
                         if not seen_running:
                             running_since = queued_until
                         break
-            finally:
+            except BaseException:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
+                raise
+            # After COMPLETED the watcher ends by itself, closing its stream: it is
+            # awaited, not cancelled, since a cancel in the middle of closing a
+            # response leaves its connection taken in the pool for good.
+            await watcher
 
             completed = True
             completed_at = time.monotonic()

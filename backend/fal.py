@@ -192,13 +192,16 @@ class Submission:
                     raise StreamFailed(f"not answered in {open_s:g} s", unanswered=True) from None
                 if response.status_code != 200:
                     raise StreamFailed(f"refused with HTTP {response.status_code}")
-                async for event in EventSource(response).aiter_sse():
-                    if not event.data:
-                        continue
-                    status = _streamed_status(json.loads(event.data), logs)
-                    yield status
-                    if isinstance(status, Completed):
-                        return
+                # Closed explicitly: a suspended reader would keep the connection
+                # busy in the pool after the stream is done with.
+                async with contextlib.aclosing(EventSource(response).aiter_sse()) as events:
+                    async for event in events:
+                        if not event.data:
+                            continue
+                        status = _streamed_status(json.loads(event.data), logs)
+                        yield status
+                        if isinstance(status, Completed):
+                            return
         except (httpx.HTTPError, OSError) as exc:
             raise StreamFailed(f"broke ({type(exc).__name__})") from exc
         except (SSEError, ValueError, KeyError, TypeError, UnreadableAnswer) as exc:

@@ -273,3 +273,20 @@ async def test_a_stream_that_never_answers_gives_way_to_polls_at_the_call_timeou
     counts = traffic(fake, request_id_of(events))
     assert counts["stream"] == 1, "not tried again: fal did not answer it at all"
     assert counts["poll"] >= 1 and counts["result"] == 1
+
+
+async def test_finished_streams_give_their_connections_back(tmp_path, fake):
+    """fal_client's pool holds 100 connections per key: streams that kept theirs after
+    COMPLETED would starve the 101st request (found by the 128-call benchmark)."""
+    fake.latency = 0.2
+    client = ImageClient(settings_for(tmp_path, call_timeout_s=5))
+    try:
+        for wave in range(2):  # 120 requests on one key, more than the pool holds
+            jobs = [
+                client.run(request(f"wave {wave} #{i}"), choose_key(KEY, None)) for i in range(60)
+            ]
+            results = await asyncio.gather(*jobs)
+            assert all(len(result.images) == 1 for result in results)
+    finally:
+        await client.aclose()
+    assert sum(1 for r in fake.http_log if r.path.endswith("/status/stream")) == 120
