@@ -196,7 +196,13 @@ def main(smoke: bool, app_path: Path = APP) -> None:
                 page.wait_for_function("window.__shown !== null", timeout=(latency + 60) * 1000)
             except Exception:
                 status = page.inner_text("#t2i-status")
-                raise RuntimeError(f"no four new images; status: {status!r}") from None
+                states = page.evaluate(
+                    "() => [...document.querySelectorAll('#t2i-gallery img')]"
+                    ".map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth])"
+                )
+                raise RuntimeError(
+                    f"no four new images; status: {status!r}; images: {states}"
+                ) from None
             shown = page.evaluate("() => window.__shown") / 1000 - offset
             resources = page.evaluate(RESOURCES)
             if kind == "photo":

@@ -3,7 +3,7 @@
 The app is launched twice, following requests on fal's status stream (today) and
 polling (STUDIO_STATUS_STREAM=false, as before the stream). For each, 32 visitors
 call `/generate` at once (fal latency 2 s) while py-spy samples the app process
-(all threads, 100 Hz, idle samples left out). Printed: the CPU per request
+(all threads, 100 Hz; samples of waiting threads left out). Printed: the CPU per request
 (psutil), and the share of samples by where the CPU was, grouped by the
 innermost frame's package, then the top functions.
 
@@ -40,11 +40,28 @@ GROUPS = [
 ]
 
 
-def group_of(frame: str) -> str:
-    for name, marks in GROUPS:
-        if any(mark in frame for mark in marks):
-            return name
-    return "other"
+# Innermost frames of threads that wait (py-spy counts some as busy): left out.
+WAITING = ("Condition.wait", "EpollSelector.select", "block_thread", "_wait_for_tstate_lock")
+_LOOP = "asyncio / selectors / socket"
+
+
+# The outer frames every sample of the event loop's thread has: not a layer.
+ROOTS = ("threading.py", "uvicorn/server.py", "uvicorn/_compat.py", "asyncio/runners.py")
+
+
+def group_of(stack: list[str]) -> str:
+    """The layer a sample belongs to: the innermost frame of a known package, the event
+    loop's own work only when no other package is on the stack."""
+    loop = False
+    for frame in reversed(stack):
+        if any(root in frame for root in ROOTS):
+            continue
+        for name, marks in GROUPS:
+            if any(mark in frame for mark in marks):
+                if name != _LOOP:
+                    return name
+                loop = True
+    return _LOOP if loop else "other"
 
 
 def profile(mode: str, smoke: bool, app_path: Path) -> None:
@@ -83,13 +100,20 @@ def profile(mode: str, smoke: bool, app_path: Path) -> None:
         return
     by_group: collections.Counter[str] = collections.Counter()
     by_function: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
     for line in out.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
         if not stack or not samples.isdigit():
             continue
-        leaf = stack.split(";")[-1]
-        by_group[group_of(leaf)] += int(samples)
+        frames = stack.split(";")
+        leaf = frames[-1]
+        if any(mark in leaf for mark in WAITING):
+            continue
+        by_group[group_of(frames)] += int(samples)
         by_function[leaf] += int(samples)
+        for frame in set(frames):
+            if not any(root in frame for root in ROOTS) and "asyncio/" not in frame:
+                inclusive[frame] += int(samples)
     total = sum(by_group.values()) or 1
     print(
         f"\n{mode}: {visitors} simultaneous /generate, {bursts} burst(s); CPU per request "
@@ -99,6 +123,9 @@ def profile(mode: str, smoke: bool, app_path: Path) -> None:
         print(f"  {count / total:6.1%}  {name}")
     print("  top functions (innermost frame):")
     for name, count in by_function.most_common(12):
+        print(f"  {count / total:6.1%}  {name[:110]}")
+    print("  top functions with what they call (inclusive):")
+    for name, count in inclusive.most_common(20):
         print(f"  {count / total:6.1%}  {name[:110]}")
 
 
