@@ -394,3 +394,27 @@ def test_anything_but_an_http_url_is_refused_in_a_sentence_with_nothing_sent(
     assert fake.submissions == []
     assert fake.uploads == []
     assert [r for r in fake.http_log if r.role == "cdn"] == []
+
+
+def test_a_mask_file_for_an_image_given_by_fal_url_is_checked_against_its_size(api, fake, tmp_path):
+    [url] = hosted_results(api, fake, 1)  # 1024x1024
+    wrong = mask_file(tmp_path / "wrong.png", (300, 200), (0, 0, 10, 10))
+    before = len(fake.submissions)
+    with pytest.raises(Exception) as caught:
+        edit(api, [], str(wrong), image_urls=[url])
+    assert "the first image is 1024x1024" in str(caught.value)
+    assert len(fake.submissions) == before
+    right = mask_file(tmp_path / "right.png", (1024, 1024), (0, 0, 64, 64))
+    edit(api, [], str(right), image_urls=[url])
+    sub = fake.submissions[-1]
+    assert sub.arguments["image_urls"] == [url]
+    [received] = [d for d in sub.decoded_inputs if d.role == "mask"]
+    assert (received.width, received.height) == (1024, 1024)
+
+
+def test_a_mask_file_for_an_image_elsewhere_is_refused_without_fetching_it(api, fake, tmp_path):
+    mask = mask_file(tmp_path / "m.png", (300, 200), (0, 0, 10, 10))
+    with pytest.raises(Exception) as caught:
+        edit(api, [], mask, image_urls=["https://example.com/photo.png"])
+    assert "not on fal's storage" in str(caught.value)
+    assert fake.submissions == [] and fake.uploads == []
