@@ -46,6 +46,7 @@ EXTRA = {
     "soak": ("benchmarks.soak", "hundreds of requests with faults mixed in; memory"),
     "transfer": ("benchmarks.transfer", "edit inputs inline or uploaded"),
     "demo": ("benchmarks.demo", "the offline demo's placeholder"),
+    "http_clients": ("benchmarks.http_clients", "fal's HTTP: a pool per key or one shared"),
     "profile": ("benchmarks.profile", "py-spy: where the app's CPU goes in the 32-call burst"),
 }
 EVERY = {**BENCHMARKS, **EXTRA}
