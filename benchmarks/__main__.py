@@ -3,7 +3,7 @@
     python -m benchmarks                  # the five benchmarks of the README's table
                                           # (its six numbered targets), once each
     python -m benchmarks --runs 3         # each of them 3 times: median and range
-    python -m benchmarks --all            # also soak, transfer and demo
+    python -m benchmarks --all            # also soak, transfer, demo, http_clients, profile
     python -m benchmarks --smoke          # short version for CI (< 2 minutes)
     python -m benchmarks --only overhead delivery
     python -m benchmarks --app /tmp/scratch/app.py   # measure a scratch copy

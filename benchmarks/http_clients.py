@@ -68,12 +68,12 @@ async def adapter_request(clients: Any, key: str) -> None:
     await submission.result()
 
 
-async def measure(smoke: bool, queue: str) -> dict[str, list[float]]:
+async def measure(smoke: bool, queue: str, count: int) -> dict[str, list[float]]:
     import httpx
 
     from backend import fal
 
-    count, rounds = (8, 2) if smoke else (32, 4)
+    rounds = 2 if smoke else 4
     names = keys(count)
     clients = fal.Clients(timeout_s=15)
     per_key = {key: httpx.AsyncClient(headers={"Authorization": f"Key {key}"}) for key in names}
@@ -104,7 +104,8 @@ def main(smoke: bool, app_path: Path = APP) -> None:
     tmp = workdir("http-clients")
     with FakeProcess(tmp, latency=1.0 if smoke else 2.0) as fake:
         use_fake_env(fake.env)
-        cpu = asyncio.run(measure(smoke, os.environ["FAL_QUEUE_RUN_HOST"]))
+        count = 8 if smoke else 32
+        cpu = asyncio.run(measure(smoke, os.environ["FAL_QUEUE_RUN_HOST"], count))
     print("http clients: CPU of this process per request (submit, status stream, result)")
     for name, values in cpu.items():
         print(
@@ -113,7 +114,7 @@ def main(smoke: bool, app_path: Path = APP) -> None:
     names = list(cpu)
     report(
         Row(
-            "HTTP: client CPU per request, 32 keys at once, the app's adapter",
+            f"HTTP: client CPU per request, {count} keys at once, the app's adapter",
             {"": median(cpu[names[0]])},
             unit=" ms",
             digits=1,
