@@ -140,6 +140,12 @@ def mask_from_editor(
     return mask_from_layers([layer for layer in layers if layer is not None], size, invert=invert)
 
 
+def painted_anything(value: Mapping[str, Any] | None) -> bool:
+    """Whether an image editor's value has any paint at all (at whatever size)."""
+    layers = (value or {}).get("layers") or []
+    return any(layer is not None and _painted(layer).any() for layer in layers)
+
+
 def mask_from_upload(data: bytes, size: tuple[int, int]) -> Mask:
     """A mask file the user made, checked and normalised; raise `InvalidInput` if unusable.
 

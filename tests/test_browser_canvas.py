@@ -67,7 +67,7 @@ def test_an_image_dropped_on_the_canvas_is_the_main_image_and_its_stroke_the_mas
 ):
     second = tmp_path / "second.png"
     Image.new("RGB", (512, 512), (200, 40, 40)).save(second)
-    page = browser.new_page(viewport={"width": 1280, "height": 1300})
+    page = browser.new_page(viewport={"width": 1280, "height": 1300}, ignore_https_errors=True)
     try:
         page.goto(app_server.url)
         page.get_by_role("tab", name="Edit").click()
@@ -178,7 +178,7 @@ def test_an_image_pasted_over_the_empty_canvas_becomes_the_main_image(
     browser, app_server, fake, tmp_path
 ):
     """Ctrl+V with the pointer over the canvas: the clipboard's image is the main image."""
-    page = browser.new_page(viewport={"width": 1280, "height": 1300})
+    page = browser.new_page(viewport={"width": 1280, "height": 1300}, ignore_https_errors=True)
     try:
         page.goto(app_server.url)
         page.get_by_role("tab", name="Edit").click()
@@ -187,6 +187,9 @@ def test_an_image_pasted_over_the_empty_canvas_becomes_the_main_image(
         page.mouse.move(x, y)
         pasted = photo(tmp_path / "pasted.png")
         page.evaluate(PASTE_JS, [x, y, pasted.name, base64.b64encode(pasted.read_bytes()).decode()])
+        # The brush's outline follows the pointer on the canvas: out of the way, so
+        # the canvas' middle shows the image.
+        page.mouse.move(0, 0)
         canvas = page.locator("#edit-canvas canvas").first
         wait_for_canvas(page, canvas, (250, 200, 40))
         page.fill("#edit-prompt textarea", "a kite")

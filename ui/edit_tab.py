@@ -11,7 +11,7 @@ from typing import Any
 import gradio as gr
 
 from backend.endpoints import Endpoint
-from backend.schema import MAX_REFERENCE_IMAGES
+from backend.schema import MAX_REFERENCE_IMAGES, GenerationResult
 from backend.service import (
     DEFAULT_SEAM,
     MAX_SEAM,
@@ -20,7 +20,15 @@ from backend.service import (
     RunService,
     StudioError,
 )
-from ui.controls import ResultPanel, Shared, clicked_index, gallery_paths, result_panel, run_buttons
+from ui.controls import (
+    ResultPanel,
+    Shared,
+    clicked_index,
+    gallery_paths,
+    result_panel,
+    run_buttons,
+    url_list_input,
+)
 from ui.forms import Form, parameter_controls, prompt_box
 from ui.progress import describe_error
 from ui.runs import Outputs, caller_of, for_api, for_page, run_outputs, wire_stop
@@ -173,7 +181,7 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         with gr.Column(scale=2, min_width=320):
             form = Form(endpoint, prompt, parameter_controls(endpoint, "edit"))
             run, stop, cost = run_buttons("edit", endpoint.title)
-            panel = result_panel("edit")
+            panel = result_panel("edit", one_hop=True)
 
     shown_main = gr.State(None)
     selected = gr.State(None)
@@ -195,26 +203,41 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         paths = gallery_paths(references)
         drafts: list[EditDraft] = []
 
+        # A result of this browser's on fal's media hosts goes back as its URL.
+        hosted = service.hosted_copies(browser_id, paths)
+
         async def build() -> Any:
             draft = await service.edit(
-                endpoint, values, paths, mask_file=mask_file, canvas=canvas, invert=invert
+                endpoint,
+                values,
+                paths,
+                mask_file=mask_file,
+                canvas=canvas,
+                invert=invert,
+                hosted=hosted,
             )
             drafts.append(draft)
             return draft
 
-        outputs = run_outputs(service, endpoint, build, caller)
+        finished: list[GenerationResult] = []
+        outputs = run_outputs(service, endpoint, build, caller, in_page=True, finished=finished)
         if keep:
-            outputs = with_kept(outputs, drafts, int(seam))
+            outputs = with_kept(outputs, drafts, finished, int(seam))
         async for shown in for_page(outputs, browser_id):
             yield shown
 
     async def with_kept(
-        outputs: AsyncIterator[Outputs], drafts: list[EditDraft], seam: int
+        outputs: AsyncIterator[Outputs],
+        drafts: list[EditDraft],
+        finished: list[GenerationResult],
+        seam: int,
     ) -> AsyncIterator[Outputs]:
         """fal's results, then each one composited over the original outside the mask
         and its leak map, as extra labelled results (fal's files are not touched)."""
         async for gallery, record, status in outputs:
-            if not gallery or not drafts:
+            # Only the final results (with their record) get extras; the gallery may
+            # show fal's URLs, so the composite reads the app's own copies.
+            if not gallery or not record or not drafts or not finished:
                 yield gallery, record, status
                 continue
             if drafts[0].mask is None:
@@ -222,7 +245,8 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
                 yield gallery, record, f"{status}\n\n{note}"
                 continue
             try:
-                kept = await service.keep_unmasked(drafts[0], gallery_paths(gallery), seam=seam)
+                local = [image.path for image in finished[0].images]
+                kept = await service.keep_unmasked(drafts[0], local, seam=seam)
             except Exception:  # fal's results stand; only the extra is missing
                 log.exception("keeping the unmasked area failed")
                 note = "The composited version could not be made; fal's results are above."
@@ -233,21 +257,33 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
     async def edit(
         request: gr.Request,
         images: list[str] | None = None,
+        image_urls: Any = None,
         mask: str | None = None,
+        mask_image_url: str | None = None,
         fal_key: str = "",
         **values: Any,
     ) -> AsyncIterator[tuple[Any, Any, str]]:
         """Edit images with fal-ai/gpt-image-1.5/edit.
 
-        `images`: 1 to 16 image files; the first is the one edited (and the one
-        the mask applies to). `mask`: optional PNG the size of the first image
-        whose fully transparent pixels mark the area to edit (checked, not
-        trusted). Returns the images, the JSON record and a status sentence.
+        `images`: image files; `image_urls`: http(s) URLs fal fetches itself (a
+        result's fal URL chains an edit with nothing uploaded). 1 to 16 in all,
+        the files first; the first is the one edited (and the one the mask
+        applies to). `mask`: optional PNG the size of the first image whose fully
+        transparent pixels mark the area to edit (checked, not trusted), or
+        `mask_image_url`, its URL. Returns the images, the JSON record and a
+        status sentence.
         """
         caller = caller_of(service, request, fal_key)
 
         async def build() -> Any:
-            return await service.edit(endpoint, values, images or [], mask_file=mask)
+            return await service.edit(
+                endpoint,
+                values,
+                images or [],
+                image_urls=image_urls,
+                mask_file=mask,
+                mask_image_url=mask_image_url or None,
+            )
 
         async for outputs in for_api(run_outputs(service, endpoint, build, caller)):
             yield outputs
@@ -373,13 +409,17 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
     # The public endpoint: plain files in, as a program has them; the same core.
     images_in = gr.File(label="images", file_count="multiple", file_types=["image"], visible=False)
     mask_in = gr.File(label="mask", file_types=["image"], visible=False)
+    urls_in = url_list_input("image_urls")
+    mask_url_in = gr.Textbox(label="mask_image_url", value="", visible=False)
     api_inputs = form.api_inputs()
     gr.Button(visible=False, elem_id="edit-api").click(
         edit,
         inputs_kwargs={
             "prompt": api_inputs.pop("prompt"),
             "images": images_in,
+            "image_urls": urls_in,
             "mask": mask_in,
+            "mask_image_url": mask_url_in,
             **api_inputs,
             "fal_key": shared.fal_key,
         },
