@@ -36,6 +36,9 @@ class HistoryEntry:
     request_id: str
     created: float  # time.time()
     demo: bool
+    # fal's URL of each image (None for sync_mode data URIs): Send to edit passes
+    # it back to fal instead of uploading the file again.
+    image_urls: tuple[str | None, ...] = ()
 
     def caption(self) -> str:
         """One line for a list of runs, e.g. "a red fox in snow… · $0.13 · 14.2 s"."""
@@ -75,6 +78,7 @@ def entry_from_result(
         request_id=result.request_id,
         created=time.time(),
         demo=is_demo(result),
+        image_urls=tuple(image.source_url for image in result.images),
     )
 
 

@@ -21,13 +21,14 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from backend.agent_inputs import agent_images
 from backend.budget import Allowance, Budget, Charge
 from backend.client import Job
 from backend.database import Database
-from backend.edits import EditDraft, draft_edit
+from backend.edits import EditDraft, RemoteImage, draft_edit
 from backend.endpoints import ENDPOINTS, Endpoint, Registry
 from backend.errors import (
     Cancelled,
@@ -38,6 +39,7 @@ from backend.errors import (
     waited_too_long,
 )
 from backend.history import HistoryEntry, HistoryStore, entry_from_result
+from backend.images import PreparedImage
 from backend.inputs import (
     canvas_background,
     first_image_size,
@@ -49,6 +51,7 @@ from backend.inputs import (
     sidecar_of,
 )
 from backend.keys import KeyChoice, choose_key, clean_user_key
+from backend.mask_lock import DEFAULT_SEAM, MAX_SEAM, KeptFiles, keep_unmasked_files
 from backend.masks import Mask, mask_from_editor, painted_anything
 from backend.metadata import parameters_for_ui, read_metadata, save_outputs
 from backend.pricing import UNKNOWN_INPUT_SIZE, CostEstimate, format_usd
@@ -81,15 +84,19 @@ from backend.urls import checked_url, checked_urls, fal_image_size, on_fal_media
 from backend.visitors import TrustedProxies
 
 __all__ = [
+    "DEFAULT_SEAM",
+    "MAX_SEAM",
     "Allowance",
     "Caller",
     "Cancelled",
     "Comparison",
     "CostEstimate",
+    "EditDraft",
     "Fetching",
     "Finished",
     "ImageGenerator",
     "InternalError",
+    "KeptFiles",
     "KeyStatus",
     "MaskPreview",
     "Progress",
@@ -162,6 +169,7 @@ class RunService:
         mask_image_url: object = None,
         canvas: dict[str, Any] | None = None,
         invert: bool = False,
+        hosted: Mapping[str, str] | None = None,
     ) -> EditDraft:
         """An edit from image files, image URLs and the values of its fields, checked
         completely.
@@ -172,6 +180,10 @@ class RunService:
         http(s) is refused before anything else; a URL is never fetched here,
         except from fal's media hosts where a mask's size must be checked
         (backend/urls.py).
+
+        `hosted` maps files of `images` that are copies of results on fal's media
+        hosts to their URL: fal gets the URL in the file's place (nothing uploaded),
+        and the copy still gives its size for the mask and the price.
         """
         urls = checked_urls(image_urls)
         mask_url = checked_url(mask_image_url, "mask_image_url") if mask_image_url else None
@@ -188,8 +200,14 @@ class RunService:
             await self._check_mask_url(mask_url, main_size, urls)
         model = endpoint.model
         assert issubclass(model, EditRequest), f"{endpoint.tab} takes no images"
+        inputs: list[PreparedImage | RemoteImage] = [
+            RemoteImage(hosted[path], (image.width, image.height))
+            if hosted and path in hosted
+            else image
+            for path, image in zip(images, prepared, strict=True)
+        ]
         return draft_edit(
-            prepared,
+            inputs,
             mask,
             image_urls=urls,
             mask_image_url=mask_url if mask is None else None,
@@ -476,10 +494,9 @@ class RunService:
     def cost(self, endpoint: Endpoint, job: Job) -> CostEstimate:
         """What fal will charge for a job, by the endpoint's price rule."""
         if isinstance(job, EditDraft):
-            sizes = [(image.width, image.height) for image in job.images]
             # An image given by URL is not downloaded to be priced: it is priced as
             # the largest size the price rule counts, so a budget is never undercharged.
-            sizes += [UNKNOWN_INPUT_SIZE] * len(job.remote)
+            sizes = [size or UNKNOWN_INPUT_SIZE for size in job.sizes]
             return endpoint.price(job.request.model_dump(), sizes)
         return endpoint.price(job.model_dump(), ())
 
@@ -498,6 +515,20 @@ class RunService:
         jobs = self.comparison_jobs(prompt or "x", qualities, sizes)
         endpoint = self.endpoints.text_to_image
         return len(jobs), sum(self.cost(endpoint, job).total_usd for job in jobs)
+
+    async def keep_unmasked(
+        self, draft: EditDraft, results: Sequence[str], *, seam: int
+    ) -> list[KeptFiles]:
+        """Each result of a masked edit with the original put back outside the mask,
+        and its leak map (backend/mask_lock.py); fal's files are left as they are."""
+        if draft.mask is None:
+            return []
+        main, edit = draft.images[0].data, draft.mask.edit_area()
+        seam = max(0, min(int(seam), MAX_SEAM))
+        return [
+            await asyncio.to_thread(keep_unmasked_files, main, edit, Path(path), seam=seam)
+            for path in results
+        ]
 
     async def canvas_image(self, path: str) -> str:
         """The main image as the canvas should show it (upright, a mode it can draw)."""
@@ -533,6 +564,26 @@ class RunService:
             return [], 0.0
         entries = [e for e in self.history.entries(browser_id) if e.image_paths]
         return entries, self.history.total_cost(browser_id)
+
+    def result_file(self, browser_id: str, request_id: str, index: int) -> str | None:
+        """The app's copy of image `index` of this browser's run `request_id`."""
+        for entry in self.history.entries(browser_id) if browser_id else []:
+            if entry.request_id == request_id:
+                paths = entry.image_paths
+                return paths[index] if 0 <= index < len(paths) else None
+        return None
+
+    def hosted_copies(self, browser_id: str, paths: Sequence[str]) -> dict[str, str]:
+        """Of `paths`, the app's copies of this browser's results on fal's media hosts,
+        each with its fal URL (what an edit sends instead of the file)."""
+        wanted = set(paths)
+        found: dict[str, str] = {}
+        cdn = self.settings.fal_cdn_url
+        for entry in self.history.entries(browser_id) if browser_id else []:
+            for path, url in zip(entry.image_paths, entry.image_urls, strict=False):
+                if path in wanted and url and on_fal_media(url, cdn):
+                    found[path] = url
+        return found
 
     async def parameters_from_file(self, path: str) -> tuple[Endpoint, dict[str, Any]]:
         """The endpoint and the prompt and parameters saved in an image this app made."""

@@ -88,10 +88,14 @@ def test_images_in_order_and_the_mask_reach_fal_with_every_parameter(api, fake, 
     ]
     [received_mask] = [d for d in sub.decoded_inputs if d.role == "mask"]
     assert (received_mask.width, received_mask.height) == (1536, 1024)
-    alpha = np.asarray(received_mask.to_pil().convert("RGBA"))[..., 3]
-    expected = np.full((1024, 1536), 255, np.uint8)
-    expected[200:400, 100:300] = 0
-    assert np.array_equal(alpha, expected)
+    # RGBA as fal's and OpenAI's examples show it: the box white with alpha 0, the rest
+    # opaque black.
+    assert (received_mask.format, received_mask.mode) == ("PNG", "RGBA")
+    pixels = np.asarray(received_mask.to_pil())
+    expected = np.zeros((1024, 1536, 4), np.uint8)
+    expected[..., 3] = 255
+    expected[200:400, 100:300] = (255, 255, 255, 0)
+    assert np.array_equal(pixels, expected)
 
     assert len(gallery) == 2
     assert all("1536×1024 WEBP" in item["caption"] for item in gallery)
@@ -417,3 +421,27 @@ def test_anything_but_an_http_url_is_refused_in_a_sentence_with_nothing_sent(
     assert fake.submissions == []
     assert fake.uploads == []
     assert [r for r in fake.http_log if r.role == "cdn"] == []
+
+
+def test_a_mask_file_for_an_image_given_by_fal_url_is_checked_against_its_size(api, fake, tmp_path):
+    [url] = hosted_results(api, fake, 1)  # 1024x1024
+    wrong = mask_file(tmp_path / "wrong.png", (300, 200), (0, 0, 10, 10))
+    before = len(fake.submissions)
+    with pytest.raises(Exception) as caught:
+        edit(api, [], str(wrong), image_urls=[url])
+    assert "the first image is 1024x1024" in str(caught.value)
+    assert len(fake.submissions) == before
+    right = mask_file(tmp_path / "right.png", (1024, 1024), (0, 0, 64, 64))
+    edit(api, [], str(right), image_urls=[url])
+    sub = fake.submissions[-1]
+    assert sub.arguments["image_urls"] == [url]
+    [received] = [d for d in sub.decoded_inputs if d.role == "mask"]
+    assert (received.width, received.height) == (1024, 1024)
+
+
+def test_a_mask_file_for_an_image_elsewhere_is_refused_without_fetching_it(api, fake, tmp_path):
+    mask = mask_file(tmp_path / "m.png", (300, 200), (0, 0, 10, 10))
+    with pytest.raises(Exception) as caught:
+        edit(api, [], mask, image_urls=["https://example.com/photo.png"])
+    assert "not on fal's storage" in str(caught.value)
+    assert fake.submissions == [] and fake.uploads == []

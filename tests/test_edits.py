@@ -108,7 +108,7 @@ async def test_references_upload_while_the_mask_is_still_being_encoded(fake, tmp
     original_save = Image.Image.save
 
     def save(self: Image.Image, fp: Any, format: str | None = None, **params: Any) -> None:
-        if self.mode == "LA" and format == "PNG":  # the mask (references are not re-encoded)
+        if self.mode == "RGBA" and format == "PNG":  # the mask (references are not re-encoded)
             deadline = time.monotonic() + 10
             while len(fake.uploads) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)

@@ -17,14 +17,10 @@ from ui.generate_tab import generate_tab
 from ui.guards import RefuseRemoteFiles
 from ui.history_panel import history_gallery, history_panel, history_view
 from ui.runs import caller_of
+from ui.theme import CSS, PAGE_JS, theme
 
 TITLE = "GPT Image 1.5 Studio"
 
-_CSS = """
-.status { min-height: 2.5em; }
-.status pre { max-height: 9em; overflow-y: auto; font-size: 0.85em; }
-footer { display: none !important; }
-"""
 _GET_A_KEY = "(get one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys))"
 
 
@@ -184,8 +180,9 @@ def launch_options(service: RunService) -> dict[str, Any]:
     """
     settings = service.settings
     return {
-        "theme": gr.themes.Soft(),
-        "css": _CSS,
+        "theme": theme(),
+        "css": CSS,
+        "js": PAGE_JS,
         "allowed_paths": [str(settings.results_dir), str(EXAMPLE_IMAGE.parent)],
         "max_file_size": settings.max_upload_mb * 1024 * 1024,
         # Gradio hands these to FastAPI: the guards see every call first.

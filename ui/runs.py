@@ -17,9 +17,11 @@ from typing import Any
 import gradio as gr
 
 from backend.endpoints import Endpoint
+from backend.schema import GenerationResult
 from backend.service import (
     Caller,
     Cancelled,
+    Fetching,
     Finished,
     InternalError,
     RunService,
@@ -68,9 +70,24 @@ def caller_of(
 
 
 async def run_outputs(
-    service: RunService, endpoint: Endpoint, build: Build, caller: Caller
+    service: RunService,
+    endpoint: Endpoint,
+    build: Build,
+    caller: Caller,
+    *,
+    in_page: bool = False,
+    finished: list[GenerationResult] | None = None,
 ) -> AsyncIterator[Outputs]:
     """Status lines as the run goes, then (images, record, sentence).
+
+    `in_page`: results hosted on fal's media hosts are shown from there (the
+    browser fetches them in one hop), as soon as fal has them. For the API the
+    images stay the app's own files: gradio_client downloads every file output
+    through this server, which does not serve other hosts' URLs. API callers find
+    fal's URLs in the record.
+
+    `finished`, if given, receives the run's result: a page handler that adds
+    extras (the Edit tab's composite) reads the app's own copies from it.
 
     A failure yields its sentence, then raises StudioError. A bug of ours is
     logged with its traceback and said as such, never passed off as fal's.
@@ -80,12 +97,25 @@ async def run_outputs(
         # Closed as soon as this ends: the run's saving of outputs, and its slot,
         # end with the event, not whenever the generator is collected.
         async with closing(service.run(endpoint, build, caller)) as events:
+            cdn = service.settings.fal_cdn_url
             async for event in events:
                 if isinstance(event, Finished):
                     result = event.result
-                    gallery = [(image.path, image.caption()) for image in result.images]
+                    if finished is not None:
+                        finished.append(result)
+                    gallery = [
+                        (image.shown_at(cdn) if in_page else image.path, image.caption())
+                        for image in result.images
+                    ]
                     yield gallery, result.record(), describe_result(result)
                     return
+                if in_page and isinstance(event, Fetching) and event.shown:
+                    # Results in one hop: the browser fetches them from fal's CDN now,
+                    # while the app downloads its own copies.
+                    last_sent = time.monotonic()
+                    shown = [(image.url, image.caption) for image in event.shown]
+                    yield shown, None, describe_progress(event)
+                    continue
                 now = time.monotonic()
                 if now - last_sent >= _STATUS_EVERY_S or isinstance(event, Waiting):
                     last_sent = now
@@ -119,7 +149,7 @@ async def for_page(outputs: AsyncIterator[Outputs], browser_id: str) -> AsyncIte
         async for gallery, record, status in outputs:
             # A skip is cheap here: the browser id is state, not a component. It is
             # sent with the results, once the run is in this browser's history.
-            yield gallery, record, status, browser_id if gallery else gr.skip()
+            yield gallery, record, status, browser_id if record else gr.skip()
     except StudioError:
         return
 
