@@ -35,6 +35,37 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX host_key_spend_by_day ON host_key_spend (visitor, day);
     """,
+    # 2: every run and its kept files (backend/history.py)
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        browser_id TEXT NOT NULL,     -- '' for API callers
+        batch_id TEXT,                -- the batch it belongs to, if any
+        tab TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        parameters TEXT NOT NULL,     -- JSON: the controls' values (no images, no key)
+        key_source TEXT NOT NULL,     -- whose key ("your key", "the host's key", "demo")
+        request_id TEXT,              -- fal's, once it took the request
+        cost_usd REAL NOT NULL,       -- the estimate
+        demo INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,         -- running, saving, finished, failed, stopped, interrupted
+        error TEXT,
+        seconds REAL,
+        timings TEXT,                 -- JSON
+        created REAL NOT NULL,        -- Unix time
+        ended REAL
+    );
+    CREATE INDEX runs_by_browser ON runs (browser_id, created);
+    CREATE INDEX runs_by_status ON runs (status);
+    CREATE TABLE run_files (
+        run_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        path TEXT NOT NULL,           -- the kept copy
+        fal_url TEXT,
+        PRIMARY KEY (run_id, number)
+    );
+    """,
 )
 
 
@@ -59,6 +90,11 @@ class Database:
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work(connection)` in a worker thread, as one transaction."""
         return await asyncio.to_thread(self._transaction, work)
+
+    def run_now(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` as one transaction, in this thread: for start-up only,
+        before the app serves anyone."""
+        return self._transaction(work)
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:

@@ -194,6 +194,41 @@ def save_outputs(
     return paths
 
 
+def planned_outputs(
+    result: GenerationResult, outputs_dir: Path, tag: str, *, now: datetime | None = None
+) -> list[Path]:
+    """Where `write_outputs` will put each image: names made unique by `tag` (a run's
+    id), so they can be recorded before any file exists (backend/history.py)."""
+    created = now or datetime.now(UTC)
+    base = f"{created.astimezone():%Y-%m-%d_%H%M%S}_{_name_from_prompt(result)}_{tag}"
+    paths = []
+    for number, image in enumerate(result.images, start=1):
+        fmt = format_for_mime(image.content_type)
+        extension = fmt.extension if fmt else Path(image.path).suffix.lstrip(".")
+        paths.append(outputs_dir / f"{base}_{number}.{extension or 'bin'}")
+    return paths
+
+
+def write_outputs(result: GenerationResult, paths: list[Path]) -> None:
+    """Write each image to its planned path, with its record (as `save_outputs` does)."""
+    metadata = build_metadata(result)
+    for number, (image, path) in enumerate(zip(result.images, paths, strict=True), start=1):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = Path(image.path).read_bytes()
+        record = {**metadata, "image_number": number}
+        if data.startswith(_PNG_SIGNATURE):
+            path.write_bytes(embed_png_text(data, APP_TAG, json.dumps(record, ensure_ascii=False)))
+        else:
+            path.write_bytes(data)
+            sidecar_text = json.dumps(record, ensure_ascii=False, indent=2) + "\n"
+            sidecar_of_output(path).write_text(sidecar_text, encoding="utf-8")
+
+
+def sidecar_of_output(path: Path) -> Path:
+    """The JSON record saved beside a JPEG or WebP output."""
+    return _sidecar(path)
+
+
 def _name_from_prompt(result: GenerationResult) -> str:
     """The prompt's first words as a file-name part ("a-red-fox-in-snow")."""
     # NFC first: a letter typed as letter + combining accent is one \w character then.

@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from backend.budget import Allowance, Budget, Charge
-from backend.client import Job
+from backend.client import ImageClient, Job, Resumed
 from backend.database import Database
 from backend.edits import EditDraft, draft_edit
 from backend.endpoints import ENDPOINTS, Endpoint, Registry
@@ -36,7 +37,7 @@ from backend.errors import (
     StudioError,
     waited_too_long,
 )
-from backend.history import HistoryEntry, HistoryStore, entry_from_result
+from backend.history import History, HistoryEntry, Status, Totals
 from backend.inputs import (
     canvas_background,
     first_image_size,
@@ -65,9 +66,11 @@ from backend.runs import (
     Comparison,
     ImageGenerator,
     KeyStatus,
+    LiveRun,
     MaskPreview,
     comparison_jobs,
     finished_result,
+    new_run,
     whole_numbers,
 )
 from backend.scheduler import Scheduler
@@ -84,6 +87,7 @@ __all__ = [
     "CostEstimate",
     "Fetching",
     "Finished",
+    "HistoryEntry",
     "ImageGenerator",
     "InternalError",
     "KeyStatus",
@@ -113,17 +117,23 @@ class RunService:
         fal: ImageGenerator,
         demo: ImageGenerator,
         endpoints: Registry = ENDPOINTS,
-        history: HistoryStore | None = None,
     ) -> None:
         self.settings = settings
         self.endpoints = endpoints
         self._fal = fal
         self._demo = demo
-        self.history = history or HistoryStore()
         self.scheduler = Scheduler(settings.concurrency_limit, settings.max_waiting_per_visitor)
         self._proxies = TrustedProxies.of(settings.trusted_proxy_list)
-        database = Database(settings.data_folder) if settings.host_key_budget_usd else None
-        self.budget = Budget(database, settings.host_key_budget_usd)
+        self.database = Database(settings.data_folder)
+        self.budget = Budget(self.database, settings.host_key_budget_usd)
+        self.history = History(self.database, settings.kept_dir)
+        # A crash left these runs unfinished: say so, and keep their fal request id.
+        if interrupted := self.history.recover():
+            log.info(
+                "%d run(s) left unfinished by the last stop are marked interrupted", interrupted
+            )
+        # The runs under way, each in its own task, by run id.
+        self._live: dict[str, LiveRun] = {}
         self._canvas_dir = settings.results_dir / "canvas"
         # The Stop button's signal for the run under way, by (page session, tab).
         self._stops: dict[tuple[str, str], asyncio.Event] = {}
@@ -177,47 +187,148 @@ class RunService:
         """Run the job `build` makes, for `caller`: progress events, then `Finished`.
 
         The key is chosen before the job is built (a missing key is the first thing
-        to say), the job is built before a slot is taken. A finished run is in the
-        caller's history before `Finished` is handed out, and its outputs are saved
-        while the caller shows it. Failures raise StudioError with their sentence.
+        to say), the job is built before a slot is taken. The run is recorded in
+        history before anything is sent, and runs in a task of its own (`LiveRun`)
+        that this generator follows. A page's run that reached fal belongs to its
+        browser: if the page goes away, the run goes on, lands in history, and a
+        reopened page can follow it again (`follow`). A run that had not reached
+        fal, or an API caller's, is cancelled with its caller. Failures raise
+        StudioError with their sentence.
         """
         key = self._key_or_demo(caller.fal_key)
         job = await build()
         generator = self._demo if key is DEMO_KEY else self._fal
-        charge = await self._charge(key, caller, self.cost(endpoint, job).total_usd)
+        cost = self.cost(endpoint, job).total_usd
+        charge = await self._charge(key, caller, cost)
+        try:
+            run_id = await self.history.start(new_run(endpoint, job, key, caller, cost))
+        except BaseException:
+            if charge is not None:
+                await asyncio.shield(self.budget.refund(charge))
+            raise
+        live = LiveRun(run_id, endpoint.tab, caller.browser_id, job)
+        self._live[run_id] = live
+        self._attach(live, caller.session)
+        live.task = asyncio.create_task(self._drive(live, generator, job, key, caller, charge))
+        async with closing(self._follow(live, owner=caller)) as events:
+            async for event in events:
+                yield event
+
+    async def _drive(
+        self,
+        live: LiveRun,
+        generator: ImageGenerator,
+        job: Job,
+        key: KeyChoice,
+        caller: Caller,
+        charge: Charge | None,
+    ) -> None:
+        """The run itself, in its own task: events published to `live` for whoever
+        follows it; the outcome recorded in history."""
         ran = False  # fal started running it: a charge is kept even if it is stopped then
         finished = False
         try:
-            with self._stop_signal(caller, endpoint.tab) as stop:
-                events = until_stopped(self._in_turn(generator, job, key, caller.visitor), stop)
-                async with closing(events):
-                    async for event in events:
-                        ran = ran or isinstance(event, Running | Fetching | Finished)
-                        if not isinstance(event, Finished):
-                            yield event
-                            continue
+            events = until_stopped(self._in_turn(generator, job, key, caller.visitor), live.stop)
+            async with closing(events):
+                async for event in events:
+                    ran = ran or isinstance(event, Running | Fetching | Finished)
+                    if isinstance(event, Submitted):
+                        live.reached_fal = True
+                        await self.history.submitted(live.run_id, event.request_id)
+                    if isinstance(event, Finished):
                         finished = True
-                        saving = asyncio.ensure_future(self._save(event.result))
-                        if caller.browser_id:
-                            cost = self.cost(endpoint, job).total_usd
-                            entry = entry_from_result(
-                                event.result, endpoint.tab, cost, self.endpoints
-                            )
-                            self.history.add(caller.browser_id, entry)
-                        try:
-                            yield event
-                        finally:
-                            await saving
-                        return
-        except BaseException as exc:
-            # Failed, or stopped (or the caller gone) before fal ran it: nothing to pay
-            # for. Once fal ran it, a Stop or a closed tab keeps the charge; once it
-            # finished, so does everything (GeneratorExit: the caller is done with us).
-            failed = isinstance(exc, StudioError) and not isinstance(exc, Cancelled)
-            if charge is not None and not finished and (failed or not ran):
-                # Shielded: a closed connection must not cancel the refund itself.
+                        # Shown at once; the run ends once its files are kept.
+                        live.publish(event)
+                        await self._keep(live.run_id, event.result)
+                        break
+                    live.publish(event)
+        except asyncio.CancelledError:
+            # Its page went away before fal had the request: no trace of it.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.history.forget(live.run_id))
+            if charge is not None and not finished:
                 await asyncio.shield(self.budget.refund(charge))
+            live.end(Cancelled("Stopped before anything was sent to fal."))
             raise
+        except StudioError as exc:
+            stopped = isinstance(exc, Cancelled)
+            if charge is not None and not finished and (not stopped or not ran):
+                await asyncio.shield(self.budget.refund(charge))
+            await self._ended(live.run_id, "stopped" if stopped else "failed", exc.message)
+            live.end(exc)
+            return
+        except Exception:
+            log.exception("a run failed on our side")
+            if charge is not None and not finished:
+                await asyncio.shield(self.budget.refund(charge))
+            await self._ended(live.run_id, "failed", InternalError().message)
+            live.end(InternalError())
+            return
+        finally:
+            self._live.pop(live.run_id, None)
+            self._detach(live)
+        live.end(None)
+
+    async def _keep(self, run_id: str, result: GenerationResult) -> None:
+        """The run's files kept and the run marked finished. A failure to keep the
+        files never fails the request: the images were shown anyway."""
+        try:
+            await self.history.finish(run_id, result)
+        except OSError as exc:
+            log.warning("could not keep the outputs of a run: %s", exc)
+            await self._ended(run_id, "failed", "The images could not be saved on the server.")
+
+    async def _ended(self, run_id: str, status: Status, error: str) -> None:
+        try:
+            await self.history.end(run_id, status, error)
+        except sqlite3.Error as exc:  # the run's own sentence matters more
+            log.warning("could not record the end of a run: %s", exc)
+
+    async def _follow(
+        self, live: LiveRun, *, owner: Caller | None = None
+    ) -> AsyncIterator[Progress]:
+        """`live`'s events as they come, ending with `Finished` (or its error raised).
+
+        The run's owner leaving early (its page closed) cancels the run only if fal
+        has not got it yet, or if there is no browser it could come back to."""
+        try:
+            async for event in live.events():
+                yield event
+                if isinstance(event, Finished):
+                    # The event ends once the copy is kept (its history entry complete).
+                    await asyncio.shield(live.done.wait())
+                    return
+        except (GeneratorExit, asyncio.CancelledError):
+            running = live.task is not None and not live.task.done()
+            if owner is not None and running and (not live.reached_fal or not owner.browser_id):
+                assert live.task is not None
+                live.task.cancel()
+            raise
+
+    def live_runs(self, browser_id: str, tab: str) -> list[LiveRun]:
+        """This browser's runs under way in `tab`, oldest first."""
+        if not browser_id:
+            return []
+        return [r for r in self._live.values() if r.browser_id == browser_id and r.tab == tab]
+
+    async def follow(self, run_id: str, session: str | None) -> AsyncIterator[Progress]:
+        """Follow a run under way from a reopened page, whose Stop button now ends it."""
+        live = self._live.get(run_id)
+        if live is None:
+            return
+        self._attach(live, session)
+        async with closing(self._follow(live)) as events:
+            async for event in events:
+                yield event
+
+    def _attach(self, live: LiveRun, session: str | None) -> None:
+        """The page `session`'s Stop button in the run's tab ends this run."""
+        if session is not None:
+            self._stops[(session, live.tab)] = live.stop
+
+    def _detach(self, live: LiveRun) -> None:
+        for slot in [slot for slot, stop in self._stops.items() if stop is live.stop]:
+            del self._stops[slot]
 
     async def _in_turn(
         self, generator: ImageGenerator, job: Job, key: KeyChoice, visitor: str
@@ -443,12 +554,57 @@ class RunService:
         """A random id for a browser's history, kept across reloads."""
         return current or uuid.uuid4().hex
 
-    def history_of(self, browser_id: str) -> tuple[list[HistoryEntry], float]:
-        """This browser's runs with images, newest first, and what all its runs cost."""
-        if not browser_id:
-            return [], 0.0
-        entries = [e for e in self.history.entries(browser_id) if e.image_paths]
-        return entries, self.history.total_cost(browser_id)
+    def all_runs_allowed(self) -> bool:
+        """The "All runs" view (every browser's runs) is for a local app, never a Space."""
+        return not self.settings.space_id
+
+    async def history_of(
+        self, browser_id: str | None, *, search: str = "", tab: str = ""
+    ) -> tuple[list[HistoryEntry], Totals]:
+        """This browser's runs, newest first, filtered, and what its runs cost.
+        `None` reads every browser's runs (only where `all_runs_allowed`)."""
+        if browser_id is None and not self.all_runs_allowed():
+            browser_id = ""
+        if browser_id == "":
+            return [], Totals(0.0, 0.0, 0)
+        entries = await self.history.entries(browser_id, search=search, tab=tab)
+        return entries, await self.history.totals(browser_id)
+
+    async def delete_run(self, browser_id: str | None, run_id: str) -> bool:
+        """Delete one of this browser's runs (any browser's for None, where the
+        "All runs" view is allowed) with its kept images; False if there is none."""
+        if browser_id is None and not self.all_runs_allowed():
+            return False
+        return await self.history.delete(browser_id, run_id)
+
+    async def fetch_again(self, caller: Caller, run_id: str) -> HistoryEntry:
+        """An interrupted run's result, fetched from fal by its request id (nothing is
+        sent again), kept, and the run marked finished. Raises StudioError."""
+        whose = caller.browser_id if caller.browser_id or not self.all_runs_allowed() else None
+        entry = await self.history.get(whose, run_id) if run_id else None
+        if entry is None or not entry.can_fetch:
+            raise InvalidInput(
+                "This run has no result to fetch from fal: choose an interrupted run "
+                "in the History tab."
+            )
+        key = self._key_or_demo(caller.fal_key)
+        if key is DEMO_KEY or not isinstance(self._fal, ImageClient):
+            raise MissingKey("Fetching a result needs the fal key the run used: paste it above.")
+        job = Resumed(
+            entry.endpoint, entry.request_id, {"prompt": entry.prompt, **entry.parameters}
+        )
+        await self.history.end(run_id, "running")
+        try:
+            async with self.scheduler.slot(caller.visitor) as wait:
+                await wait.granted()
+                result = await finished_result(self._fal.stream(job, key))
+            kept = await self.history.finish(run_id, result)
+        except BaseException as exc:
+            message = exc.message if isinstance(exc, StudioError) else InternalError().message
+            await asyncio.shield(self.history.end(run_id, "interrupted", message))
+            raise
+        assert kept is not None
+        return kept
 
     async def parameters_from_file(self, path: str) -> tuple[Endpoint, dict[str, Any]]:
         """The endpoint and the prompt and parameters saved in an image this app made."""

@@ -15,6 +15,7 @@ subclass: the loader would have to repeat or re-derive every field.)
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Mapping
@@ -46,6 +47,11 @@ def gradio_upload_folder() -> Path:
     """Gradio's own rule for its upload folder (gradio.utils.get_upload_folder),
     without importing Gradio into the backend; a test checks the two agree."""
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+@functools.cache
+def _process_data_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="gpt-image-studio-data-"))
 
 
 def default_data_dir(*, space: bool) -> Path:
@@ -154,8 +160,21 @@ class Settings(BaseSettings):
 
     @property
     def data_folder(self) -> Path:
-        """Where the database lives (a temporary folder when none was chosen)."""
-        return self.data_dir or Path(tempfile.gettempdir()) / "gpt-image-studio-data"
+        """Where the database lives: a temporary folder of this process when none was
+        chosen (settings built in code: tests, benchmarks), so two never share one."""
+        return self.data_dir or _process_data_folder()
+
+    @property
+    def data_is_temporary(self) -> bool:
+        """History will not outlast a restart of the machine (or the Space)."""
+        temp = Path(tempfile.gettempdir()).resolve()
+        return self.data_folder.resolve().is_relative_to(temp)
+
+    @property
+    def kept_dir(self) -> Path:
+        """Where each run's images are kept with their parameters: the outputs folder,
+        or, with none, a folder beside the database."""
+        return self.outputs_dir or self.data_folder / "images"
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -22,6 +22,7 @@ from backend.service import (
     Cancelled,
     Finished,
     InternalError,
+    Progress,
     RunService,
     StudioError,
     Waiting,
@@ -75,11 +76,17 @@ async def run_outputs(
     A failure yields its sentence, then raises StudioError. A bug of ours is
     logged with its traceback and said as such, never passed off as fal's.
     """
+    async for outputs in shown(service.run(endpoint, build, caller), endpoint.tab):
+        yield outputs
+
+
+async def shown(events: AsyncIterator[Progress], tab: str) -> AsyncIterator[Outputs]:
+    """A run's events as the result panel shows them (see `run_outputs`)."""
     last_sent = 0.0
     try:
         # Closed as soon as this ends: the run's saving of outputs, and its slot,
         # end with the event, not whenever the generator is collected.
-        async with closing(service.run(endpoint, build, caller)) as events:
+        async with closing(events):
             async for event in events:
                 if isinstance(event, Finished):
                     result = event.result
@@ -95,10 +102,32 @@ async def run_outputs(
         yield *CLEARED, f"⏹️ {exc.message}" if stopped else describe_error(exc.message)
         raise
     except Exception as exc:
-        log.exception("a run of %s failed on our side", endpoint.tab)
+        log.exception("a run of %s failed on our side", tab)
         error = InternalError()
         yield *CLEARED, describe_error(error.message)
         raise error from exc
+
+
+def wire_resume(
+    demo: gr.Blocks, service: RunService, tab: str, browser_id: Any, outputs: list[Any]
+) -> Any:
+    """A reopened page follows this browser's run under way in `tab` (it went on
+    while no page was open), with live progress, then its results."""
+
+    async def resume(browser_id: str, request: gr.Request) -> AsyncIterator[Any]:
+        runs = service.live_runs(browser_id, tab)
+        if not runs:
+            return
+        live = runs[-1]
+        yield *CLEARED, f"⏳ Still running from before: {live.prompt[:80]}"
+        events = service.follow(live.run_id, request.session_hash)
+        try:
+            async for outputs in shown(events, tab):
+                yield outputs
+        except StudioError:
+            return
+
+    return demo.load(resume, browser_id, outputs, api_visibility="private")
 
 
 async def for_api(outputs: AsyncIterator[Outputs]) -> AsyncIterator[Outputs]:
