@@ -10,6 +10,7 @@ waits on the disk.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -65,6 +66,8 @@ MIGRATIONS: Sequence[str] = (
         fal_url TEXT,
         PRIMARY KEY (run_id, number)
     );
+    -- values the app makes once and keeps (the secret of the browser's history id)
+    CREATE TABLE app_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
 )
 
@@ -90,6 +93,19 @@ class Database:
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work(connection)` in a worker thread, as one transaction."""
         return await asyncio.to_thread(self._transaction, work)
+
+    def kept_secret(self, name: str) -> str:
+        """A random secret made the first time it is asked for, the same ever after."""
+
+        def read_or_make(connection: sqlite3.Connection) -> str:
+            connection.execute(
+                "INSERT OR IGNORE INTO app_state (name, value) VALUES (?, ?)",
+                (name, secrets.token_urlsafe(24)),
+            )
+            row = connection.execute("SELECT value FROM app_state WHERE name = ?", (name,))
+            return str(row.fetchone()[0])
+
+        return self._transaction(read_or_make)
 
     def run_now(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work(connection)` as one transaction, in this thread: for start-up only,

@@ -88,6 +88,7 @@ class LiveRun:
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # the Stop button's
     done: asyncio.Event = field(default_factory=asyncio.Event)  # ended, files kept
     reached_fal: bool = False  # fal has the request: the run belongs to the browser
+    session: str | None = None  # the page following it, whose Stop button ends it
     task: asyncio.Task[None] | None = None
     error: BaseException | None = None
     _events: list[Progress] = field(default_factory=list)

@@ -132,6 +132,9 @@ class RunService:
             log.info(
                 "%d run(s) left unfinished by the last stop are marked interrupted", interrupted
             )
+        # The browser's history id is kept encrypted in its local storage; with a
+        # secret made anew at each start (Gradio's default), a restart would lose it.
+        self.browser_id_secret = self.database.kept_secret("browser-id")
         # The runs under way, each in its own task, by run id.
         self._live: dict[str, LiveRun] = {}
         self._canvas_dir = settings.results_dir / "canvas"
@@ -324,7 +327,16 @@ class RunService:
     def _attach(self, live: LiveRun, session: str | None) -> None:
         """The page `session`'s Stop button in the run's tab ends this run."""
         if session is not None:
+            live.session = session
             self._stops[(session, live.tab)] = live.stop
+
+    def page_closed(self, session: str | None) -> None:
+        """A page went away (closed, reloaded): its runs that fal has not got yet
+        (waiting for a slot, uploading) are dropped; the others go on, and belong
+        to the browser."""
+        for live in list(self._live.values()):
+            if live.session == session and not live.reached_fal and live.task is not None:
+                live.task.cancel()
 
     def _detach(self, live: LiveRun) -> None:
         for slot in [slot for slot, stop in self._stops.items() if stop is live.stop]:

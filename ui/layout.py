@@ -72,7 +72,9 @@ def build_demo(service: RunService) -> gr.Blocks:
             left = f"💵 Left on the host's key: **{allowance.describe()}**." if allowance else ""
             return describe_key(service.key_status(key)), left
 
-        browser_id = gr.BrowserState("", storage_key="gpt-image-studio-browser")
+        browser_id = gr.BrowserState(
+            "", storage_key="gpt-image-studio-browser", secret=service.browser_id_secret
+        )
         filters = history_filters(service)
         interrupted = gr.Dropdown(
             [],
@@ -121,6 +123,13 @@ def build_demo(service: RunService) -> gr.Blocks:
             shared.history_outputs,
             api_visibility="private",
         )
+
+        def page_closed(request: gr.Request) -> None:
+            service.page_closed(request.session_hash)
+
+        # Gradio notices a closed page only at a run's next update: a run waiting
+        # for a slot would reach fal first. The unload event comes at once.
+        demo.unload(page_closed)
         # Runs this browser left under way (a reload, a closed tab) are followed again.
         for tab, panel in (
             (endpoints.text_to_image.tab, generated.panel),

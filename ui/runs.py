@@ -144,11 +144,14 @@ async def for_page(outputs: AsyncIterator[Outputs], browser_id: str) -> AsyncIte
 
     A failure ends quietly: its sentence is already in the status line (a raised
     error would stamp a bare "Error" over the results)."""
+    sent = False
     try:
         async for gallery, record, status in outputs:
             # A skip is cheap here: the browser id is state, not a component. It is
-            # sent with the results, once the run is in this browser's history.
-            yield gallery, record, status, browser_id if gallery else gr.skip()
+            # sent with the first update: the run is in this browser's history from
+            # its start, and a page reloaded mid-run finds it by that id.
+            yield gallery, record, status, gr.skip() if sent else browser_id
+            sent = True
     except StudioError:
         return
 
