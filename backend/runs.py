@@ -96,8 +96,7 @@ class LiveRun:
 
     @property
     def prompt(self) -> str:
-        request = self.job.request if isinstance(self.job, EditDraft) else self.job
-        return request.prompt
+        return job_prompt(self.job)
 
     def publish(self, event: Progress) -> None:
         self._events.append(event)
@@ -128,6 +127,10 @@ class LiveRun:
                     raise self.error
                 return
             await news.wait()
+
+
+def job_prompt(job: Job) -> str:
+    return (job.request if isinstance(job, EditDraft) else job).prompt
 
 
 def new_run(endpoint: Endpoint, job: Job, key: KeyChoice, caller: Caller, cost: float) -> NewRun:

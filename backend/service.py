@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import time
@@ -24,6 +25,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from backend.batch import (
+    EMPTY_BATCH,
+    Batch,
+    BatchItem,
+    batch_jobs,
+    failed,
+    read_prompt_file,
+    state_of,
+)
 from backend.budget import Allowance, Budget, Charge
 from backend.client import ImageClient, Job, Resumed
 from backend.database import Database
@@ -70,6 +80,7 @@ from backend.runs import (
     MaskPreview,
     comparison_jobs,
     finished_result,
+    job_prompt,
     new_run,
     whole_numbers,
 )
@@ -81,6 +92,7 @@ from backend.visitors import TrustedProxies
 
 __all__ = [
     "Allowance",
+    "Batch",
     "Caller",
     "Cancelled",
     "Comparison",
@@ -105,6 +117,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("studio.runs")
+
+# A batch's table is updated at most this often (and whenever an item ends).
+_BATCH_EVERY_S = 0.5
 
 
 class RunService:
@@ -200,6 +215,23 @@ class RunService:
         """
         key = self._key_or_demo(caller.fal_key)
         job = await build()
+        live = await self._launch(endpoint, job, key, caller)
+        async with closing(self._follow(live, owner=caller)) as events:
+            async for event in events:
+                yield event
+
+    async def _launch(
+        self,
+        endpoint: Endpoint,
+        job: Job,
+        key: KeyChoice,
+        caller: Caller,
+        *,
+        stop_button: bool = True,
+    ) -> LiveRun:
+        """Charge the run (a budget on the host's key), record it, and start it in a
+        task of its own. `stop_button`: the page's Stop button in the tab ends it
+        (a batch has its own)."""
         generator = self._demo if key is DEMO_KEY else self._fal
         cost = self.cost(endpoint, job).total_usd
         charge = await self._charge(key, caller, cost)
@@ -209,13 +241,12 @@ class RunService:
             if charge is not None:
                 await asyncio.shield(self.budget.refund(charge))
             raise
-        live = LiveRun(run_id, endpoint.tab, caller.browser_id, job)
+        live = LiveRun(run_id, endpoint.tab, caller.browser_id, job, session=caller.session)
         self._live[run_id] = live
-        self._attach(live, caller.session)
+        if stop_button:
+            self._attach(live, caller.session)
         live.task = asyncio.create_task(self._drive(live, generator, job, key, caller, charge))
-        async with closing(self._follow(live, owner=caller)) as events:
-            async for event in events:
-                yield event
+        return live
 
     async def _drive(
         self,
@@ -435,6 +466,96 @@ class RunService:
         finally:
             for task in pending:  # Stop, or a closed tab: cancel the rest at fal
                 task.cancel()
+
+    # -- batches -------------------------------------------------------------------
+
+    def batch_jobs(self, endpoint: Endpoint, text: str, values: Mapping[str, Any]) -> list[Job]:
+        """A batch's runs from its prompt list or CSV and the current parameters, each
+        checked before any is sent. Raises InvalidInput (an empty batch included)."""
+        base = {k: v for k, v in values.items() if k != "prompt"}
+        return batch_jobs(text, base, endpoint, max_items=self.settings.batch_max_prompts)
+
+    async def read_prompt_file(self, path: str) -> str:
+        """The text of an uploaded prompt list or CSV. Raises InvalidInput."""
+        return await asyncio.to_thread(read_prompt_file, path)
+
+    def estimate_batch(
+        self, endpoint: Endpoint, text: str, values: Mapping[str, Any]
+    ) -> tuple[int, float]:
+        """(how many runs, their total estimated cost). Raises InvalidInput."""
+        jobs = self.batch_jobs(endpoint, text, values)
+        return len(jobs), sum(self.cost(endpoint, job).total_usd for job in jobs)
+
+    async def batch(
+        self, endpoint: Endpoint, jobs: Sequence[Job], caller: Caller
+    ) -> AsyncIterator[Batch]:
+        """Run every job, at most `batch_concurrency` at once, each through the fair
+        scheduler as the caller's run (so a batch never starves other visitors) and
+        into history as one batch. Yields the batch as its items progress (at most
+        every `_BATCH_EVERY_S`), and once more at the end.
+
+        Stop (the "batch" tab's) cancels what has not finished, at fal too, and keeps
+        what has; the batch then ends normally, its stopped items saying so.
+        """
+        if not jobs:
+            raise InvalidInput(EMPTY_BATCH)
+        key = self._key_or_demo(caller.fal_key)
+        batch = Batch([BatchItem(i, job_prompt(job)) for i, job in enumerate(jobs)])
+        caller = dataclasses.replace(caller, batch_id=batch.batch_id)
+        room = asyncio.Semaphore(self.settings.batch_concurrency)
+        lives: dict[int, LiveRun] = {}
+
+        async def one(item: BatchItem) -> None:
+            async with room:
+                if batch.stopped:
+                    item.state = "stopped"
+                    return
+                try:
+                    live = await self._launch(
+                        endpoint, jobs[item.index], key, caller, stop_button=False
+                    )
+                except StudioError as exc:
+                    failed(item, exc, stopped=False)
+                    return
+                lives[item.index] = live
+                item.run_id = live.run_id
+                try:
+                    async with closing(self._follow(live, owner=caller)) as events:
+                        async for event in events:
+                            item.last = event
+                            if isinstance(event, Finished):
+                                item.result = event.result
+                            item.state = state_of(event)
+                except StudioError as exc:
+                    failed(item, exc, stopped=isinstance(exc, Cancelled))
+
+        tasks = {asyncio.ensure_future(one(item)) for item in batch.items}
+        with self._stop_signal(caller, "batch") as stop:
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                yield batch
+                pending: set[asyncio.Future[Any]] = set(tasks)
+                while pending:
+                    done, pending = await asyncio.wait(
+                        pending | {stopping},
+                        timeout=_BATCH_EVERY_S,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    pending.discard(stopping)
+                    if stopping in done and not batch.stopped:
+                        batch.stopped = True
+                        for live in lives.values():
+                            live.stop.set()  # cancelled at fal; finished ones are kept
+                    yield batch
+            finally:
+                stopping.cancel()
+                for task in tasks:  # the caller went away: so do the runs not yet at fal
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        for item in batch.items:
+            if item.state == "waiting":
+                item.state = "stopped"
+        yield batch
 
     def comparison_jobs(
         self,

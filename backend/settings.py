@@ -117,7 +117,11 @@ class Settings(BaseSettings):
     host_key_budget_usd: float | None = Field(
         default=None, gt=0, validation_alias=ENV_PREFIX + "HOST_KEY_BUDGET_USD"
     )
-    # Where the app keeps its database (the budget's ledger).
+    # How many runs of one batch go at once (each still takes its turn in the fair
+    # scheduler), and how many prompts a batch may have.
+    batch_concurrency: int = Field(default=4, ge=1)
+    batch_max_prompts: int = Field(default=100, ge=1)
+    # Where the app keeps its database (history, the budget's ledger).
     data_dir: Path | None = None
     poll_interval_s: float = Field(
         default=0.1, ge=0.02, validation_alias=ENV_PREFIX + "POLL_INTERVAL"
