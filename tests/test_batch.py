@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gradio_client import Client
@@ -25,7 +26,7 @@ BASE = {
 }
 
 
-def jobs(text: str, max_items: int = 100) -> list[dict]:
+def jobs(text: str, max_items: int = 100) -> list[dict[str, Any]]:
     return [job.model_dump() for job in batch_jobs(text, BASE, GENERATE, max_items=max_items)]
 
 
