@@ -77,9 +77,11 @@ class HistoryEntry:
     def caption(self) -> str:
         """One line for a list of runs, e.g. "a red fox in snow… · $0.13 · 14.2 s"."""
         price = "demo" if self.demo else format_usd(self.cost_usd)
+        # The runs of one batch share a mark, so they read as one group.
+        batch = f"▦ batch {self.batch_id[:4]} · " if self.batch_id else ""
         if self.status == "finished":
-            return f"{_shorten(self.prompt)} · {price} · {self.seconds:.1f} s"
-        return f"{_shorten(self.prompt)} · {price} · {self.status}"
+            return f"{batch}{_shorten(self.prompt)} · {price} · {self.seconds:.1f} s"
+        return f"{batch}{_shorten(self.prompt)} · {price} · {self.status}"
 
 
 def _shorten(prompt: str) -> str:

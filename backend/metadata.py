@@ -298,6 +298,10 @@ def _parse_record(raw: bytes) -> dict[str, Any]:
         record = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidInput(_NO_PARAMETERS) from None
+    if isinstance(record, dict) and isinstance(record.get("runs"), list) and record["runs"]:
+        # An export of several runs (backend/export.py): its first run.
+        first = record["runs"][0]
+        record = {"tag": record.get("tag"), **first} if isinstance(first, dict) else None
     if (
         not isinstance(record, dict)
         or record.get("tag") != APP_TAG

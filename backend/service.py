@@ -23,6 +23,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from backend.batch import (
@@ -47,6 +48,7 @@ from backend.errors import (
     StudioError,
     waited_too_long,
 )
+from backend.export import export_runs
 from backend.history import History, HistoryEntry, Status, Totals
 from backend.inputs import (
     canvas_background,
@@ -709,6 +711,17 @@ class RunService:
         if browser_id is None and not self.all_runs_allowed():
             return False
         return await self.history.delete(browser_id, run_id)
+
+    async def export_runs(self, browser_id: str | None, run_ids: Sequence[str]) -> Path:
+        """A zip of these runs of this browser (any browser's for None, where "All
+        runs" is allowed): their images and a JSON of their parameters. Raises
+        InvalidInput when none of them is there."""
+        if browser_id is None and not self.all_runs_allowed():
+            browser_id = ""
+        entries = [e for e in [await self.history.get(browser_id, i) for i in run_ids] if e]
+        if not entries:
+            raise InvalidInput("Choose the runs to export first, in the list above the button.")
+        return await asyncio.to_thread(export_runs, entries, self.settings.results_dir / "exports")
 
     async def fetch_again(self, caller: Caller, run_id: str) -> HistoryEntry:
         """An interrupted run's result, fetched from fal by its request id (nothing is

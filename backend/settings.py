@@ -62,6 +62,10 @@ def default_data_dir(*, space: bool) -> Path:
     persistent = Path("/data")
     if persistent.is_dir() and os.access(persistent, os.W_OK):
         return persistent / "gpt-image-studio"
+    return _space_temporary_data()
+
+
+def _space_temporary_data() -> Path:
     return Path(tempfile.gettempdir()) / "gpt-image-studio-data"
 
 
@@ -170,9 +174,9 @@ class Settings(BaseSettings):
 
     @property
     def data_is_temporary(self) -> bool:
-        """History will not outlast a restart of the machine (or the Space)."""
-        temp = Path(tempfile.gettempdir()).resolve()
-        return self.data_folder.resolve().is_relative_to(temp)
+        """History will not outlast a restart: no folder was chosen, or a Space has
+        no persistent storage (default_data_dir)."""
+        return self.data_dir is None or self.data_dir == _space_temporary_data()
 
     @property
     def kept_dir(self) -> Path:

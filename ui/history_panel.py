@@ -40,15 +40,24 @@ def history_gallery() -> gr.Gallery:
 
 @dataclass
 class HistoryFilters:
-    """The History tab's search box, tab filter and "All runs" switch: made before
-    the tabs so every refresh of the list reads them."""
+    """The History tab's controls that every refresh of the list reads (search, tab,
+    "All runs") or updates (the runs to export, the interrupted runs to fetch):
+    made before the tabs, whose runs refresh the list."""
 
     search: gr.Textbox
     tab: gr.Dropdown
     everyone: gr.Checkbox
+    export: gr.Dropdown  # the runs to export, among those shown
+    interrupted: gr.Dropdown  # interrupted runs whose result fal may still hold
+    fetch: gr.Button
 
     def components(self) -> list[Any]:
+        """What a refresh reads, after the browser's id."""
         return [self.search, self.tab, self.everyone]
+
+    def updated(self) -> list[Any]:
+        """What a refresh updates, after the gallery and its totals."""
+        return [self.interrupted, self.fetch, self.export]
 
 
 def history_filters(service: RunService) -> HistoryFilters:
@@ -67,6 +76,23 @@ def history_filters(service: RunService) -> HistoryFilters:
             render=False,
             elem_id="history-all",
         ),
+        export=gr.Dropdown(
+            [],
+            multiselect=True,
+            label="Runs to export",
+            render=False,
+            elem_id="history-export-choice",
+        ),
+        interrupted=gr.Dropdown(
+            [],
+            label="Interrupted runs (fal may still hold their result)",
+            visible=False,
+            render=False,
+            elem_id="history-interrupted",
+        ),
+        fetch=gr.Button(
+            "Fetch result", size="sm", visible=False, render=False, elem_id="history-fetch"
+        ),
     )
 
 
@@ -76,7 +102,7 @@ def history_view(service: RunService):  # type: ignore[no-untyped-def]
 
     async def show_history(
         browser_id: str, search: str = "", tab: str = "", everyone: bool = False
-    ) -> tuple[Any, str, Any]:
+    ) -> tuple[Any, ...]:
         whose = None if everyone and service.all_runs_allowed() else browser_id
         entries, totals = await service.history_of(whose, search=search or "", tab=tab or "")
         with_images = [e for e in entries if e.image_paths]
@@ -92,10 +118,13 @@ def history_view(service: RunService):  # type: ignore[no-untyped-def]
         fetchable = [
             (f"{e.caption()} · {e.request_id}", e.entry_id) for e in entries if e.can_fetch
         ]
+        exportable = [(e.caption(), e.entry_id) for e in with_images]
         return (
             items,
             total,
             gr.Dropdown(choices=fetchable, value=None, visible=bool(fetchable)),
+            gr.Button(visible=bool(fetchable)),
+            gr.Dropdown(choices=exportable, value=[]),
         )
 
     return show_history
@@ -106,7 +135,6 @@ def history_panel(
     *,
     history: gr.Gallery,
     history_total: gr.Markdown,
-    interrupted: gr.Dropdown,
     filters: HistoryFilters,
     browser_id: gr.BrowserState,
     fal_key: gr.Textbox,
@@ -134,10 +162,14 @@ def history_panel(
         delete = gr.Button(
             "Delete selected run", size="sm", variant="stop", elem_id="history-delete"
         )
-    with gr.Row():
-        interrupted.render()  # type: ignore[no-untyped-call]
-        fetch = gr.Button("Fetch result", size="sm", elem_id="history-fetch")
+    with gr.Row(equal_height=True):
+        filters.interrupted.render()  # type: ignore[no-untyped-call]
+        filters.fetch.render()  # type: ignore[no-untyped-call]
     history_status = gr.Markdown("", elem_id="history-status")
+    with gr.Row(equal_height=True):
+        filters.export.render()  # type: ignore[no-untyped-call]
+        export = gr.Button("Export selected as zip", size="sm", elem_id="history-export")
+    exported = gr.File(label="Export", visible=False, elem_id="history-export-file")
     load_file = gr.File(
         label="Load parameters from an image this app saved (PNG, or the JPEG/WebP with its .json)",
         file_types=["image", ".json"],
@@ -151,7 +183,7 @@ def history_panel(
     restorable = [tabs, *(c for form in forms for c in form.components())]
     show = history_view(service)
     listing = [browser_id, *filters.components()]
-    shown = [history, history_total, interrupted]
+    shown = [history, history_total, *filters.updated()]
 
     def restore(tab: str, values: dict[str, Any]) -> dict[Any, Any]:
         return {tabs: gr.Tabs(selected=tab), **by_tab[tab].restore(values)}
@@ -206,6 +238,19 @@ def history_panel(
         count = len(entry.files)
         yield f"✅ Fetched {count} image{'s' if count != 1 else ''} from fal into your history."
 
+    async def export_runs(browser_id: str, run_ids: list[str] | None, everyone: bool) -> Any:
+        whose = None if everyone and service.all_runs_allowed() else browser_id
+        try:
+            path = await service.export_runs(whose, run_ids or [])
+        except StudioError as exc:
+            return gr.File(visible=False), describe_error(exc.message)
+        count = len(run_ids or [])
+        said = (
+            f"📦 {count} run{'s' if count != 1 else ''} exported: the images, and "
+            "runs.json, which *Load parameters* reads back."
+        )
+        return gr.File(value=str(path), visible=True), said
+
     async def load_parameters(file: str | None) -> dict[Any, Any]:
         """Prompt and parameters read back from an image this app saved."""
         if not file:
@@ -235,12 +280,18 @@ def history_panel(
         [*shown, selected, selected_run, history_status],
         api_visibility="private",
     )
-    fetch.click(
+    filters.fetch.click(
         fetch_run,
-        [browser_id, interrupted, fal_key],
+        [browser_id, filters.interrupted, fal_key],
         history_status,
         api_visibility="private",
     ).then(show, listing, shown, api_visibility="private", show_progress="hidden")
+    export.click(
+        export_runs,
+        [browser_id, filters.export, filters.everyone],
+        [exported, history_status],
+        api_visibility="private",
+    )
     load_file.upload(
         load_parameters, load_file, [*restorable, load_status], api_visibility="private"
     )

@@ -76,13 +76,6 @@ def build_demo(service: RunService) -> gr.Blocks:
             "", storage_key="gpt-image-studio-browser", secret=service.browser_id_secret
         )
         filters = history_filters(service)
-        interrupted = gr.Dropdown(
-            [],
-            label="Interrupted runs (fal may still hold their result)",
-            visible=False,
-            render=False,
-            elem_id="history-interrupted",
-        )
         shared = Shared(
             fal_key=fal_key,
             browser_id=browser_id,
@@ -93,7 +86,7 @@ def build_demo(service: RunService) -> gr.Blocks:
             show_key=show_key,
         )
         shared.history_inputs = [browser_id, *filters.components()]
-        shared.history_outputs = [shared.history, shared.history_total, interrupted]
+        shared.history_outputs = [shared.history, shared.history_total, *filters.updated()]
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab(endpoints.text_to_image.title, id=endpoints.text_to_image.tab):
                 generated = generate_tab(service, shared, endpoints.text_to_image)
@@ -106,7 +99,6 @@ def build_demo(service: RunService) -> gr.Blocks:
                     service,
                     history=shared.history,
                     history_total=shared.history_total,
-                    interrupted=interrupted,
                     filters=filters,
                     browser_id=browser_id,
                     fal_key=fal_key,
