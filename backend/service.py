@@ -60,7 +60,7 @@ from backend.inputs import (
     sidecar_of,
 )
 from backend.keys import KeyChoice, choose_key, clean_user_key
-from backend.metadata import parameters_for_ui, read_metadata, save_outputs
+from backend.metadata import parameters_for_ui, read_metadata
 from backend.pricing import CostEstimate, format_usd
 from backend.progress import (
     Fetching,
@@ -433,7 +433,9 @@ class RunService:
         charge = await self._charge(key, caller, total)
         try:
             with self._stop_signal(caller, "compare") as stop:
-                race = self._race(generator, comparison, key, caller.visitor)
+                # Each setting is a run in history; together, one group.
+                grouped = dataclasses.replace(caller, batch_id=uuid.uuid4().hex)
+                race = self._race(generator, comparison, key, grouped)
                 async with closing(until_stopped(race, stop)) as states:
                     async for state in states:
                         yield state
@@ -443,18 +445,42 @@ class RunService:
             raise
 
     async def _race(
-        self, generator: ImageGenerator, comparison: Comparison, key: KeyChoice, visitor: str
+        self, generator: ImageGenerator, comparison: Comparison, key: KeyChoice, caller: Caller
     ) -> AsyncIterator[Comparison]:
+        endpoint = self.endpoints.text_to_image
+
         async def one(index: int) -> tuple[int, tuple[GenerationResult, float] | StudioError]:
-            async with self.scheduler.slot(visitor) as wait:
-                await wait.granted()
-                started = time.monotonic()
-                try:
-                    result = await finished_result(generator.stream(comparison.jobs[index], key))
-                except StudioError as exc:
-                    return index, exc
-            await self._save(result)
-            return index, (result, time.monotonic() - started)
+            job = comparison.jobs[index]
+            cost = self.cost(endpoint, job).total_usd
+            run_id = await self.history.start(new_run(endpoint, job, key, caller, cost))
+            sent = False
+            try:
+                async with self.scheduler.slot(caller.visitor) as wait:
+                    await wait.granted()
+                    started = time.monotonic()
+                    try:
+                        async with closing(generator.stream(job, key)) as events:
+                            async for event in events:
+                                if isinstance(event, Submitted):
+                                    sent = True
+                                    await self.history.submitted(run_id, event.request_id)
+                                if isinstance(event, Finished):
+                                    result = event.result
+                                    break
+                    except StudioError as exc:
+                        await self._ended(run_id, "failed", exc.message)
+                        return index, exc
+                await self._keep(run_id, result)
+                return index, (result, time.monotonic() - started)
+            except asyncio.CancelledError:
+                # Stop, or a closed tab: recorded as stopped if fal had it, else forgotten.
+                ending = (
+                    self._ended(run_id, "stopped", Cancelled().message)
+                    if sent
+                    else self.history.forget(run_id)
+                )
+                await asyncio.shield(ending)
+                raise
 
         pending = {asyncio.ensure_future(one(i)) for i in range(len(comparison.jobs))}
         try:
@@ -624,17 +650,6 @@ class RunService:
         if not self.budget.enabled or self.key_status(caller.fal_key).kind != "host":
             return None
         return await self.budget.allowance(caller.visitor)
-
-    async def _save(self, result: GenerationResult) -> None:
-        """Keep a copy with its parameters in the outputs folder, if the host wants one.
-
-        A failure to save never fails the request: the images are shown anyway."""
-        if self.settings.outputs_dir is None or result.key_source == DEMO_KEY.source:
-            return  # placeholders are not worth keeping
-        try:
-            await asyncio.to_thread(save_outputs, result, self.settings.outputs_dir)
-        except OSError as exc:
-            log.warning("could not save outputs to %s: %s", self.settings.outputs_dir, exc)
 
     # -- what a form asks before a run -------------------------------------------
 
