@@ -335,10 +335,13 @@ class RunService:
                     await asyncio.shield(live.done.wait())
                     return
         except (GeneratorExit, asyncio.CancelledError):
-            running = live.task is not None and not live.task.done()
+            task = live.task
+            running = task is not None and not task.done()
             if owner is not None and running and (not live.reached_fal or not owner.browser_id):
-                assert live.task is not None
-                live.task.cancel()
+                assert task is not None
+                task.cancel()
+                # Its slot and its place in line are free once the caller is done.
+                await asyncio.wait({task})
             raise
 
     def live_runs(self, browser_id: str, tab: str) -> list[LiveRun]:
