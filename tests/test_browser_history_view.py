@@ -115,3 +115,29 @@ def test_search_delete_and_export_then_load_parameters_back(browser, fake, tmp_p
     finally:
         context.close()
         stop_app(app)
+
+
+def test_all_runs_shows_every_browsers_runs_locally(browser, app_server, fake):
+    prompts = ["all runs: a kestrel", "all runs: a badger"]
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 1100}) for _ in prompts]
+    try:
+        pages = [context.new_page() for context in contexts]
+        for page, prompt in zip(pages, prompts, strict=True):
+            page.goto(app_server.url)
+            choose(page, "t2i-quality", "low")
+            generate(page, prompt)
+        page = pages[1]
+        open_history(page)
+        page.wait_for_function(
+            "document.querySelector('#history-total')?.innerText.includes('in this browser')"
+        )
+        assert "kestrel" not in page.inner_text("#history")
+        page.click("#history-all input")
+        page.wait_for_function(
+            "document.querySelector('#history-total')?.innerText.includes('on this machine')"
+        )
+        page.wait_for_function("document.querySelector('#history').innerText.includes('kestrel')")
+        assert "badger" in page.inner_text("#history")
+    finally:
+        for context in contexts:
+            context.close()

@@ -283,3 +283,18 @@ def test_captions_are_short():
     demo = HistoryEntry(**{**entry.__dict__, "demo": True, "status": "interrupted"})
     assert demo.caption() == "a red fox in snow, watercolor, soft… · demo · interrupted"
     assert not demo.can_fetch  # nothing at fal to fetch for a demo run
+
+
+def test_all_runs_is_for_a_local_app_never_a_space(tmp_path):
+    from backend.demo import DemoClient
+    from backend.service import RunService
+    from backend.settings import Settings
+
+    async def listed(settings: Settings) -> int:
+        service = RunService(settings, fal=DemoClient(settings), demo=DemoClient(settings))
+        await service.history.start(new_run("someone-else"))
+        entries, _ = await service.history_of(None)
+        return len(entries)
+
+    assert run(listed(Settings(data_dir=tmp_path / "local"))) == 1
+    assert run(listed(Settings(data_dir=tmp_path / "space", space_id="me/studio"))) == 0
