@@ -121,7 +121,7 @@ class Totals:
 
     session_usd: float
     today_usd: float
-    runs: int
+    runs: int  # finished ones (those with images to show)
 
 
 class History:
@@ -278,7 +278,7 @@ class History:
             row = connection.execute(
                 f"SELECT COALESCE(SUM(CASE WHEN {paid} THEN cost_usd END), 0),"
                 f" COALESCE(SUM(CASE WHEN {paid} AND created >= ? THEN cost_usd END), 0),"
-                f" COUNT(*) FROM runs WHERE {where}",
+                f" COUNT(CASE WHEN status = 'finished' THEN 1 END) FROM runs WHERE {where}",
                 [since, *args],
             ).fetchone()
             return Totals(float(row[0]), float(row[1]), int(row[2]))

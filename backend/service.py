@@ -279,10 +279,16 @@ class RunService:
                         break
                     live.publish(event)
         except asyncio.CancelledError:
-            # Its page went away before fal had the request: no trace of it.
+            # Its caller went away: before fal had the request, the run leaves no trace;
+            # after (an API caller's), it was cancelled at fal and says so. Once fal
+            # ran it, the charge is kept, as for Stop.
+            if live.reached_fal:
+                ending = self._ended(live.run_id, "stopped", Cancelled().message)
+            else:
+                ending = self.history.forget(live.run_id)
             with contextlib.suppress(Exception):
-                await asyncio.shield(self.history.forget(live.run_id))
-            if charge is not None and not finished:
+                await asyncio.shield(ending)
+            if charge is not None and not finished and not ran:
                 await asyncio.shield(self.budget.refund(charge))
             live.end(Cancelled("Stopped before anything was sent to fal."))
             raise
