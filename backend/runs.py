@@ -98,6 +98,11 @@ class LiveRun:
     def prompt(self) -> str:
         return job_prompt(self.job)
 
+    @property
+    def finished(self) -> bool:
+        """Its result was handed out (its files may still be being kept)."""
+        return bool(self._events) and isinstance(self._events[-1], Finished)
+
     def publish(self, event: Progress) -> None:
         self._events.append(event)
         self._wake()

@@ -343,7 +343,12 @@ class RunService:
         except (GeneratorExit, asyncio.CancelledError):
             task = live.task
             running = task is not None and not task.done()
-            if owner is not None and running and (not live.reached_fal or not owner.browser_id):
+            if live.finished:
+                # The caller has its result and is done with us: the run still keeps
+                # its files, and the caller's event ends once they are kept (a History
+                # refresh after it then finds them).
+                await asyncio.shield(live.done.wait())
+            elif owner is not None and running and (not live.reached_fal or not owner.browser_id):
                 assert task is not None
                 task.cancel()
                 # Its slot and its place in line are free once the caller is done.

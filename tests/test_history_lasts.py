@@ -241,3 +241,28 @@ def test_a_tab_closed_before_its_run_reached_fal_drops_it(browser, fake, app_dir
         "holds the only slot": "stopped",
         "after the slot is free": "finished",
     }
+
+
+def test_many_runs_at_once_are_all_recorded_without_a_locked_database(app_server, fake):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    prompts = [f"concurrent history {n}" for n in range(24)]
+    fake.gate(24, timeout=10)  # all of them in progress together
+
+    def one(prompt: str) -> str:
+        client = Client(app_server.url, verbose=False)
+        _, record, _ = client.predict(prompt=prompt, quality="low", api_name="/generate")
+        return str(record["request_id"])
+
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        request_ids = list(pool.map(one, prompts))
+    app_dir = app_server.log_path.parent
+    recorded = rows(
+        app_dir,
+        "SELECT prompt, status, request_id FROM runs WHERE prompt LIKE 'concurrent history %'",
+    )
+    assert sorted(recorded) == sorted(zip(prompts, ["finished"] * 24, request_ids, strict=True))
+    assert "locked" not in app_server.log_text()
+    assert_outputs_agree(app_dir)
