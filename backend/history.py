@@ -20,6 +20,7 @@ how long it took. Browsers see only their own runs; `browser_id=None` reads all
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 import time
@@ -29,6 +30,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from PIL import Image
 
 from backend.database import Database
 from backend.metadata import is_demo, planned_outputs, sidecar_of_output, write_outputs
@@ -221,8 +224,8 @@ class History:
     async def delete(self, browser_id: str | None, run_id: str) -> bool:
         """Delete one run of this browser with its kept files; False if there is none."""
         entry = await self.get(browser_id, run_id)
-        if entry is None:
-            return False
+        if entry is None or entry.status in UNFINISHED:
+            return False  # (a run under way is stopped first, then deleted)
         # Rows first, then files: a crash in between leaves a stray file in the
         # outputs folder, never a row pointing at nothing.
         await self._database.run(lambda c: _delete_rows(c, run_id))
@@ -330,6 +333,30 @@ class History:
         if self.kept_dir is not None:
             _remove_files(partial)
         return count
+
+
+THUMBNAIL_PX = 320
+
+
+def thumbnail(path: str, folder: Path) -> str | None:
+    """A small WebP of the image at `path`, made once in `folder`; None if it cannot be
+    read. The History tab shows these: a kept image outside Gradio's upload folder
+    would be hashed and copied whole on every display (ARCHITECTURE.md, Gradio 6)."""
+    source = Path(path)
+    digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
+    target = folder / f"{source.stem[:40]}-{digest}.webp"
+    if target.is_file():
+        return str(target)
+    try:
+        with Image.open(source) as image:
+            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+            image.save(partial, "WEBP", quality=80)
+        partial.replace(target)  # whole or absent: a concurrent display never sees half
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return str(target)
 
 
 def _delete_rows(connection: sqlite3.Connection, run_id: str) -> None:

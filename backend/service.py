@@ -49,7 +49,7 @@ from backend.errors import (
     waited_too_long,
 )
 from backend.export import export_runs
-from backend.history import History, HistoryEntry, Status, Totals
+from backend.history import History, HistoryEntry, Status, Totals, thumbnail
 from backend.inputs import (
     canvas_background,
     first_image_size,
@@ -733,6 +733,22 @@ class RunService:
             return [], Totals(0.0, 0.0, 0)
         entries = await self.history.entries(browser_id, search=search, tab=tab)
         return entries, await self.history.totals(browser_id)
+
+    async def thumbnails(self, entries: Sequence[HistoryEntry]) -> list[str]:
+        """A small image for each entry's first image (the image itself if none can be
+        made), in Gradio's upload folder, where it is served as it is."""
+        folder = self.settings.results_dir / "thumbnails"
+
+        def make() -> list[str]:
+            return [thumbnail(e.image_paths[0], folder) or e.image_paths[0] for e in entries]
+
+        return await asyncio.to_thread(make)
+
+    async def history_entry(self, browser_id: str | None, run_id: str) -> HistoryEntry | None:
+        """One run of this browser (any browser's for None, where "All runs" is allowed)."""
+        if browser_id is None and not self.all_runs_allowed():
+            return None
+        return await self.history.get(browser_id, run_id) if run_id else None
 
     async def delete_run(self, browser_id: str | None, run_id: str) -> bool:
         """Delete one of this browser's runs (any browser's for None, where the

@@ -71,6 +71,18 @@ def test_search_delete_and_export_then_load_parameters_back(browser, fake, tmp_p
         assert not any(path.exists() for path in files["a red fox in snow"])
         assert all(path.exists() for path in files["a grey heron at dawn"])
 
+        # The thumbnails are small copies; Send to edit sends the run's own image.
+        size = page.evaluate(f"document.querySelector('{THUMBS} img').naturalWidth")
+        assert size <= 320
+        page.locator(THUMBS).filter(has_text="a red kite").first.dispatch_event("click")
+        page.get_by_role("tab", name="History").click()
+        page.get_by_role("button", name="Send selected to edit").click()
+        page.wait_for_function(
+            "document.querySelector('#edit-references img')?.naturalWidth === 1024",
+            timeout=15_000,
+        )
+        page.get_by_role("tab", name="History").click()
+
         # Export the kite and the heron.
         page.fill("#history-search textarea, #history-search input", "")
         page.press("#history-search textarea, #history-search input", "Enter")

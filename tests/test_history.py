@@ -298,3 +298,25 @@ def test_all_runs_is_for_a_local_app_never_a_space(tmp_path):
 
     assert run(listed(Settings(data_dir=tmp_path / "local"))) == 1
     assert run(listed(Settings(data_dir=tmp_path / "space", space_id="me/studio"))) == 0
+
+
+def test_a_thumbnail_is_small_made_once_and_none_for_a_broken_file(tmp_path):
+    from backend.history import thumbnail
+
+    source = tmp_path / "big.png"
+    Image.new("RGBA", (1536, 1024), (255, 0, 0, 128)).save(source)
+    made = thumbnail(str(source), tmp_path / "thumbs")
+    assert made is not None
+    with Image.open(made) as small:
+        assert small.size == (320, 213) and small.mode == "RGBA"
+    assert thumbnail(str(source), tmp_path / "thumbs") == made
+    assert len(list((tmp_path / "thumbs").iterdir())) == 1
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    assert thumbnail(str(broken), tmp_path / "thumbs") is None
+
+
+def test_a_run_under_way_is_not_deleted(store):
+    run_id = run(store.start(new_run()))
+    assert run(store.delete("browser-a", run_id)) is False
+    assert run(store.get("browser-a", run_id)) is not None

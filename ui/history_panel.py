@@ -106,7 +106,8 @@ def history_view(service: RunService):  # type: ignore[no-untyped-def]
         whose = None if everyone and service.all_runs_allowed() else browser_id
         entries, totals = await service.history_of(whose, search=search or "", tab=tab or "")
         with_images = [e for e in entries if e.image_paths]
-        items = [(entry.image_paths[0], entry.caption()) for entry in with_images]
+        shown = await service.thumbnails(with_images)
+        items = [(path, entry.caption()) for path, entry in zip(shown, with_images, strict=True)]
         runs = "run" if totals.runs == 1 else "runs"
         where = "on this machine" if whose is None else "in this browser"
         total = (
@@ -208,9 +209,9 @@ def history_panel(
 
     async def choose(
         browser_id: str, search: str, tab: str, everyone: bool, event: gr.SelectData
-    ) -> tuple[int, str]:
+    ) -> str:
         entry = await shown_entry(browser_id, search, tab, everyone, event.index)
-        return int(event.index), entry.entry_id if entry else ""
+        return entry.entry_id if entry else ""
 
     async def delete_run(
         browser_id: str, run_id: str, search: str, tab: str, everyone: bool
@@ -220,7 +221,7 @@ def history_panel(
             said = describe_error("Click a run in the list first, then Delete.")
         else:
             said = "🗑️ Deleted the run and its images."
-        return (*(await show(browser_id, search, tab, everyone)), None, "", said)
+        return (*(await show(browser_id, search, tab, everyone)), "", said)
 
     async def fetch_run(
         browser_id: str, run_id: str | None, fal_key: str, request: gr.Request
@@ -262,10 +263,9 @@ def history_panel(
         said = f"Loaded the prompt and parameters into the {endpoint.title} tab."
         return {**restore(endpoint.tab, values), load_status: said}
 
-    selected = gr.State(None)
     selected_run = gr.State("")
     history.select(restore_from_history, listing, restorable, api_visibility="private")
-    history.select(choose, listing, [selected, selected_run], api_visibility="private")
+    history.select(choose, listing, selected_run, api_visibility="private")
     gr.on(
         [filters.search.submit, filters.tab.change, filters.everyone.change],
         show,
@@ -277,7 +277,7 @@ def history_panel(
     delete.click(
         delete_run,
         [browser_id, selected_run, *filters.components()],
-        [*shown, selected, selected_run, history_status],
+        [*shown, selected_run, history_status],
         api_visibility="private",
     )
     filters.fetch.click(
@@ -297,8 +297,27 @@ def history_panel(
     )
 
     # Any result (or history image) can start, or continue, a chain of edits.
+    def from_history(verb: Any) -> Any:
+        """`verb` on the selected run's own first image (the gallery shows thumbnails)."""
+
+        async def handler(
+            browser_id: str, run_id: str, everyone: bool, references: list[Any] | None
+        ) -> tuple[Any, Any]:
+            whose = None if everyone and service.all_runs_allowed() else browser_id
+            entry = await service.history_entry(whose, run_id)
+            chosen = [entry.image_paths[0]] if entry and entry.image_paths else None
+            return verb(chosen, 0, references)  # type: ignore[no-any-return]
+
+        return handler
+
+    for button, verb in ((history_send, send_to_edit), (history_add, add_as_reference)):
+        button.click(
+            from_history(verb),
+            [browser_id, selected_run, filters.everyone, references],
+            [references, tabs],
+            api_visibility="private",
+        )
     sources = [(p.gallery, p.selected, p.send_to_edit, p.add_reference) for p in results]
-    sources.append((history, selected, history_send, history_add))
     for gallery, chosen, send, add in sources:
         for button, verb in ((send, send_to_edit), (add, add_as_reference)):
             button.click(
