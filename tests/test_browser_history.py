@@ -78,6 +78,11 @@ def test_parameters_load_back_from_a_saved_image(browser, app_server, fake, tmp_
         choose(page, "t2i-background", "transparent")
         choose(page, "t2i-quality", "medium")
         generate(page, "a glass marble, studio light")
+        # The images are shown first, then kept with their parameters (the event ends
+        # once they are).
+        fake.wait_until(
+            lambda: len(set(outputs.glob("*.png")) - before) >= 1, 15, "the image to be kept"
+        )
         saved = sorted(set(outputs.glob("*.png")) - before)
         assert len(saved) == 1
         info = json.loads(Image.open(saved[0]).info["gpt-image-studio"])

@@ -264,5 +264,5 @@ def test_many_runs_at_once_are_all_recorded_without_a_locked_database(app_server
         "SELECT prompt, status, request_id FROM runs WHERE prompt LIKE 'concurrent history %'",
     )
     assert sorted(recorded) == sorted(zip(prompts, ["finished"] * 24, request_ids, strict=True))
-    assert "locked" not in app_server.log_text()
+    assert "database is locked" not in app_server.log_text()
     assert_outputs_agree(app_dir)

@@ -114,6 +114,7 @@ def build_demo(service: RunService) -> gr.Blocks:
             shared.history_inputs,
             shared.history_outputs,
             api_visibility="private",
+            show_progress="hidden",
         )
 
         def page_closed(request: gr.Request) -> None:
@@ -123,17 +124,8 @@ def build_demo(service: RunService) -> gr.Blocks:
         # for a slot would reach fal first. The unload event comes at once.
         demo.unload(page_closed)
         # Runs this browser left under way (a reload, a closed tab) are followed again.
-        for tab, panel in (
-            (endpoints.text_to_image.tab, generated.panel),
-            (endpoints.editing.tab, editing.panel),
-        ):
-            wire_resume(demo, service, tab, browser_id, panel.outputs()).then(
-                shared.show_history,
-                shared.history_inputs,
-                shared.history_outputs,
-                api_visibility="private",
-                show_progress="hidden",
-            )
+        wire_resume(demo, service, endpoints.text_to_image.tab, generated.panel, shared)
+        wire_resume(demo, service, endpoints.editing.tab, editing.panel, shared)
         gr.on(
             [fal_key.change, demo.load],
             show_key,

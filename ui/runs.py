@@ -108,26 +108,41 @@ async def shown(events: AsyncIterator[Progress], tab: str) -> AsyncIterator[Outp
         raise error from exc
 
 
-def wire_resume(
-    demo: gr.Blocks, service: RunService, tab: str, browser_id: Any, outputs: list[Any]
-) -> Any:
+def wire_resume(demo: gr.Blocks, service: RunService, tab: str, panel: Any, shared: Any) -> None:
     """A reopened page follows this browser's run under way in `tab` (it went on
-    while no page was open), with live progress, then its results."""
+    while no page was open), with live progress, then its results; History is
+    refreshed once it has ended. A page with no such run gets no update at all."""
+    history_outputs = len(shared.history_outputs)
 
-    async def resume(browser_id: str, request: gr.Request) -> AsyncIterator[Any]:
+    async def resume(
+        browser_id: str, search: str, tab_filter: str, everyone: bool, request: gr.Request
+    ) -> AsyncIterator[Any]:
+        """(`shared.history_inputs`: the browser's id, then the History tab's filters.)"""
         runs = service.live_runs(browser_id, tab)
+        unchanged = (gr.skip(),) * history_outputs
         if not runs:
+            # One update that changes nothing: a generator that yields nothing would
+            # end with every output set to None (History's total cleared).
+            yield (gr.skip(),) * 3 + unchanged
             return
         live = runs[-1]
-        yield *CLEARED, f"⏳ Still running from before: {live.prompt[:80]}"
+        yield *CLEARED, f"⏳ Still running from before: {live.prompt[:80]}", *unchanged
         events = service.follow(live.run_id, request.session_hash)
         try:
             async for outputs in shown(events, tab):
-                yield outputs
+                yield *outputs, *unchanged
         except StudioError:
-            return
+            pass
+        history = await shared.show_history(browser_id, search, tab_filter, everyone)
+        yield (*(gr.skip(),) * 3, *history)
 
-    return demo.load(resume, browser_id, outputs, api_visibility="private")
+    demo.load(
+        resume,
+        shared.history_inputs,
+        [*panel.outputs(), *shared.history_outputs],
+        api_visibility="private",
+        show_progress="hidden",
+    )
 
 
 async def for_api(outputs: AsyncIterator[Outputs]) -> AsyncIterator[Outputs]:
