@@ -268,6 +268,37 @@ class History:
         found = await self._database.run(lambda c: _read(c, query, values))
         return found[0] if found else None
 
+    async def file_of(self, browser_id: str, request_id: str, index: int) -> str | None:
+        """The kept copy of image `index` of this browser's run `request_id`."""
+
+        def read(connection: sqlite3.Connection) -> str | None:
+            row = connection.execute(
+                "SELECT f.path FROM run_files f JOIN runs r ON r.id = f.run_id"
+                " WHERE r.browser_id = ? AND r.request_id = ? AND f.number = ?",
+                (browser_id, request_id, index),
+            ).fetchone()
+            return str(row[0]) if row else None
+
+        return await self._database.run(read)
+
+    async def fal_urls(self, browser_id: str, paths: Sequence[str]) -> dict[str, str]:
+        """Of `paths`, this browser's kept copies that fal also served, with fal's URL."""
+        wanted = list(dict.fromkeys(paths))
+
+        def read(connection: sqlite3.Connection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for path in wanted:
+                row = connection.execute(
+                    "SELECT f.fal_url FROM run_files f JOIN runs r ON r.id = f.run_id"
+                    " WHERE r.browser_id = ? AND f.path = ? AND f.fal_url IS NOT NULL",
+                    (browser_id, path),
+                ).fetchone()
+                if row:
+                    found[path] = str(row[0])
+            return found
+
+        return await self._database.run(read)
+
     async def totals(self, browser_id: str | None) -> Totals:
         """What this browser's runs cost (estimated; demo runs and runs that never
         reached fal cost nothing), in all and today (UTC)."""

@@ -744,6 +744,18 @@ class RunService:
 
         return await asyncio.to_thread(make)
 
+    async def result_file(self, browser_id: str, request_id: str, index: int) -> str | None:
+        """The kept copy of image `index` of this browser's run `request_id`; None for
+        another browser's run or an API caller."""
+        if not browser_id or index < 0:
+            return None
+        return await self.history.file_of(browser_id, request_id, index)
+
+    async def fal_urls_of(self, browser_id: str, paths: Sequence[str]) -> dict[str, str]:
+        """Of `paths`, this browser's kept result copies that fal served, with fal's URL
+        (what an edit can send instead of uploading the file again)."""
+        return await self.history.fal_urls(browser_id, paths) if browser_id else {}
+
     async def history_entry(self, browser_id: str | None, run_id: str) -> HistoryEntry | None:
         """One run of this browser (any browser's for None, where "All runs" is allowed)."""
         if browser_id is None and not self.all_runs_allowed():

@@ -320,3 +320,16 @@ def test_a_run_under_way_is_not_deleted(store):
     run_id = run(store.start(new_run()))
     assert run(store.delete("browser-a", run_id)) is False
     assert run(store.get("browser-a", run_id)) is not None
+
+
+def test_a_result_file_and_its_fal_url_are_found_for_its_own_browser_only(store, tmp_path):
+    run_id = run(store.start(new_run("browser-a")))
+    images = [downloaded(tmp_path / "r", "x-1.png"), downloaded(tmp_path / "r", "x-2.png")]
+    finished = run(store.finish(run_id, result(images, request_id="req-9")))
+    kept = [file.path for file in finished.files]
+    assert run(store.file_of("browser-a", "req-9", 1)) == kept[1]
+    assert run(store.file_of("browser-b", "req-9", 1)) is None
+    assert run(store.file_of("browser-a", "req-9", 2)) is None
+    found = run(store.fal_urls("browser-a", [kept[0], "/elsewhere.png"]))
+    assert found == {kept[0]: "https://fal.media/x-1.png"}
+    assert run(store.fal_urls("browser-b", kept)) == {}
