@@ -2,9 +2,10 @@
 
 `ImageClient.stream(request, key)` is an async generator of `Progress` events
 ending with `Finished(result)`. It reaches fal through backend/fal.py (a
-client per key), polls the queue itself so that it can report progress, keeps
-a deadline, and cancels the request at fal when the deadline passes or the
-caller is cancelled (the Stop button, a closed tab).
+client per key), follows the request on fal's status stream (polling when the
+stream fails) so that it can report progress, keeps a deadline, and cancels
+the request at fal when the deadline passes or the caller is cancelled (the
+Stop button, a closed tab).
 
 Every failure ends as a `StudioError`: fal's own failures as the sentence for
 them; a bug here as `InternalError`, its traceback in the log.
@@ -13,6 +14,7 @@ them; a bug here as `InternalError`, its traceback in the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import traceback
@@ -46,7 +48,7 @@ from backend.progress import (
     Submitted,
     Uploading,
 )
-from backend.results import fetch_images
+from backend.results import fetch_images, shown_from_fal
 from backend.schema import EditRequest, GenerationResult, TextToImageRequest, Timings
 from backend.settings import Settings
 
@@ -169,33 +171,49 @@ class ImageClient:
             log.info("submitted %s request %s (%s)", endpoint, request_id, key.source)
             yield Submitted(request_id, time.monotonic() - started)
 
-            queued_until = running_since = time.monotonic()
+            queued_until = running_since = submitted = time.monotonic()
             seen_running = False
-            # Polls keep their own beat: the time the caller spends showing an event
-            # (a round trip through Gradio) does not push every later poll back. Under
-            # load, when an answer takes longer than the beat, half a beat of rest
-            # still follows it, so slow answers do not mean back-to-back polls.
-            beat = submitted = time.monotonic()
-            while True:
-                status = await self._call(deadline, submission.status(), "status")
-                now = time.monotonic()
-                if isinstance(status, fal.InQueue):
-                    if now - submitted >= self._settings.queue_timeout_s:
-                        raise _StuckInQueue()
-                    queued_until = now
-                    yield Queued(request_id, status.position, now - started)
-                elif isinstance(status, fal.InProgress):
-                    if not seen_running:
-                        seen_running, running_since = True, now
-                    yield Running(request_id, status.logs, now - started)
-                else:
-                    done = status
-                    if not seen_running:
-                        running_since = queued_until
-                    break
-                interval = _poll_interval(now - submitted, self._settings.poll_interval_s)
-                beat = max(beat + interval, now + interval / 2)
-                await _within(deadline, asyncio.sleep(max(0.0, beat - time.monotonic())))
+            last: fal.Status | None = None
+            # The statuses come from fal's status stream, or from polls if it fails
+            # (`_watch`, in its own task). Between them the last one is said again on
+            # the polls' old beat (no request): elapsed time stays live and the queue
+            # timeout is kept, whichever mode is in use.
+            statuses: asyncio.Queue[fal.Status | Exception] = asyncio.Queue()
+            watcher = asyncio.ensure_future(self._watch(submission, deadline, submitted, statuses))
+            try:
+                while True:
+                    interval = _poll_interval(
+                        time.monotonic() - submitted, self._settings.poll_interval_s
+                    )
+                    item = await _next_or_none(statuses, deadline, interval)
+                    if isinstance(item, Exception):
+                        raise item
+                    now = time.monotonic()
+                    status = last = item or last
+                    if status is None:
+                        continue
+                    if isinstance(status, fal.InQueue):
+                        if now - submitted >= self._settings.queue_timeout_s:
+                            raise _StuckInQueue()
+                        queued_until = now
+                        yield Queued(request_id, status.position, now - started)
+                    elif isinstance(status, fal.InProgress):
+                        if not seen_running:
+                            seen_running, running_since = True, now
+                        yield Running(request_id, status.logs, now - started)
+                    else:
+                        done = status
+                        if not seen_running:
+                            running_since = queued_until
+                        break
+            except BaseException:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+                raise
+            # After COMPLETED the watcher ends by itself, closing its stream: it is
+            # awaited, not cancelled, since a cancel in the middle of closing a
+            # response leaves its connection taken in the pool for good.
+            await watcher
 
             completed = True
             completed_at = time.monotonic()
@@ -219,7 +237,8 @@ class ImageClient:
                 )
             )
             try:
-                yield Fetching(request_id, len(images_json), time.monotonic() - started)
+                shown = shown_from_fal(images_json, self._settings.fal_cdn_url)
+                yield Fetching(request_id, len(images_json), time.monotonic() - started, shown)
                 images, failures = await fetching
             finally:
                 fetching.cancel()  # the caller went away (Stop): no download outlives it
@@ -274,6 +293,59 @@ class ImageClient:
             if isinstance(error, InternalError):
                 log.error("unexpected failure:\n%s", redact(_traceback(exc), key.key))
             raise error from None
+
+    async def _watch(
+        self,
+        submission: fal.Submission,
+        deadline: float,
+        submitted: float,
+        out: asyncio.Queue[fal.Status | Exception],
+    ) -> None:
+        """Put each status of the request into `out`, up to COMPLETED; a failure too.
+
+        First fal's status stream (one connection for the whole wait); if it is
+        refused, breaks, or ends before COMPLETED, one more stream; then polls, as
+        before the stream existed, for the rest of this request.
+        """
+        try:
+            if self._settings.status_stream:
+                for attempt in (1, 2):
+                    try:
+                        statuses = submission.statuses(
+                            with_logs=True,
+                            open_s=self._settings.call_timeout_s,
+                            idle_s=STREAM_IDLE_S,
+                        )
+                        async with contextlib.aclosing(statuses):
+                            async for status in statuses:
+                                out.put_nowait(status)
+                                if isinstance(status, fal.Completed):
+                                    return
+                    except fal.StreamFailed as exc:
+                        # A stream fal does not answer at all is not tried again: the
+                        # polls that follow are bounded like any call, and say so.
+                        last_try = attempt == 2 or exc.unanswered
+                        then = "polling instead" if last_try else "reconnecting"
+                        log.info(
+                            "status stream of %s %s; %s", submission.request_id, exc.reason, then
+                        )
+                        if last_try:
+                            break
+            # Polls keep their own beat: under load, when an answer takes longer than
+            # the beat, half a beat of rest still follows it, so slow answers do not
+            # mean back-to-back polls.
+            beat = time.monotonic()
+            while True:
+                status = await self._call(deadline, submission.status(), "status")
+                out.put_nowait(status)
+                if isinstance(status, fal.Completed):
+                    return
+                now = time.monotonic()
+                interval = _poll_interval(now - submitted, self._settings.poll_interval_s)
+                beat = max(beat + interval, now + interval / 2)
+                await asyncio.sleep(max(0.0, beat - time.monotonic()))
+        except Exception as exc:  # handed to the request, which says it in a sentence
+            out.put_nowait(exc)
 
     async def _call(self, deadline: float, call: Awaitable[T], name: str) -> T:
         """A status or result call, within the request's deadline and within
@@ -331,6 +403,23 @@ class ImageClient:
         return InternalError(detail=f"unexpected {type(exc).__name__}: {exc}"[:300])
 
 
+async def _next_or_none(
+    queue: asyncio.Queue[fal.Status | Exception], deadline: float, wait_s: float
+) -> fal.Status | Exception | None:
+    """The next item of `queue`, or None after `wait_s` without one; the deadline
+    raises `_DeadlinePassed`."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _DeadlinePassed()
+    try:
+        async with asyncio.timeout(min(wait_s, remaining)):
+            return await queue.get()
+    except TimeoutError:
+        if time.monotonic() >= deadline:
+            raise _DeadlinePassed() from None
+        return None
+
+
 def _poll_interval(waited_s: float, shortest_s: float) -> float:
     """How long between status polls, `waited_s` after submitting.
 
@@ -344,6 +433,9 @@ def _poll_interval(waited_s: float, shortest_s: float) -> float:
 
 
 _LONGEST_POLL_S = 1.0
+# Silence on a status stream (fal sends a heartbeat comment every 15 s) after which
+# it counts as broken: two heartbeats missed, and some slack.
+STREAM_IDLE_S = 40.0
 
 
 class _DeadlinePassed(Exception):

@@ -15,6 +15,7 @@ from PIL import Image, UnidentifiedImageError
 from backend.client import Job
 from backend.edits import EditDraft
 from backend.formats import DataURIError, decode_data_uri
+from backend.images import PreparedImage
 from backend.schema import EditRequest
 
 # (the encoded image a placeholder is drawn over, the mask PNG: alpha 0 = edited)
@@ -29,7 +30,10 @@ def nothing(job: Job) -> DemoInputs:
 def first_image_and_mask(job: Job) -> DemoInputs:
     """The first input image and the mask, from memory or from data URIs (never fetched)."""
     if isinstance(job, EditDraft):
-        return job.images[0].data, job.mask.png if job.mask is not None else None
+        main = job.inputs[0]
+        if not isinstance(main, PreparedImage):  # a URL: the demo does not download it
+            return None, None
+        return main.data, job.mask.png if job.mask is not None else None
     if isinstance(job, EditRequest):
         base = _from_data_uri(job.image_urls[0])
         mask = _from_data_uri(job.mask_image_url) if job.mask_image_url else None

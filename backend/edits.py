@@ -32,48 +32,98 @@ _PENDING = "pending:"  # placeholder URL while validating, before anything is se
 
 
 @dataclass(frozen=True)
-class EditDraft:
-    """A validated edit whose images are still on this machine."""
+class RemoteImage:
+    """An input fal fetches itself, by its URL, sent unchanged."""
 
-    request: EditRequest  # image_urls and mask_image_url are placeholders
-    images: tuple[PreparedImage, ...]
+    url: str
+    # Known when the app has a copy (a result of its own, sent back by URL); else
+    # None: the file is not downloaded to find out.
+    size: tuple[int, int] | None = None
+
+
+Input = PreparedImage | RemoteImage
+
+
+@dataclass(frozen=True)
+class EditDraft:
+    """A validated edit: its files still on this machine, its URLs as given.
+
+    fal receives `inputs` in their order: local files inline or uploaded, URLs
+    unchanged. The mask is the local `mask` or the caller's `mask_url` (never both).
+    """
+
+    request: EditRequest  # the local images' and mask's URLs are placeholders
+    inputs: tuple[Input, ...]
     mask: Mask | None
+    mask_url: str | None = None
 
     @property
-    def main_size(self) -> tuple[int, int]:
-        return self.images[0].width, self.images[0].height
+    def images(self) -> tuple[PreparedImage, ...]:
+        """The inputs that are files here (uploaded or sent inline)."""
+        return tuple(item for item in self.inputs if isinstance(item, PreparedImage))
+
+    @property
+    def remote(self) -> tuple[str, ...]:
+        """The inputs given by URL."""
+        return tuple(item.url for item in self.inputs if isinstance(item, RemoteImage))
+
+    @property
+    def sizes(self) -> list[tuple[int, int] | None]:
+        """Each input's (width, height) in order, None where it is not known here."""
+        return [
+            (item.width, item.height) if isinstance(item, PreparedImage) else item.size
+            for item in self.inputs
+        ]
+
+    @property
+    def main_size(self) -> tuple[int, int] | None:
+        """The edited image's size, when it is known here."""
+        return self.sizes[0] if self.inputs else None
 
 
 def draft_edit(
-    images: Sequence[PreparedImage],
+    images: Sequence[Input],
     mask: Mask | None,
     *,
+    image_urls: Sequence[str] = (),
+    mask_image_url: str | None = None,
     model: type[EditRequest] = EditRequest,
     **parameters: Any,
 ) -> EditDraft:
     """Check an edit completely before anything is sent. Raises InvalidInput.
 
+    `images` are files here, or URLs in their place (`RemoteImage`); `image_urls`
+    and `mask_image_url` are URLs already checked as http(s) (backend/urls.py):
+    they follow `images` and go to fal unchanged.
     `model` is the endpoint's request model (the registry's; a subclass of
     EditRequest with more fields is checked with those too)."""
-    if not images:
+    count = len(images) + len(image_urls)
+    if not count:
         raise InvalidInput("Add at least one reference image (the first is the one you edit).")
-    if len(images) > MAX_REFERENCE_IMAGES:
+    if count > MAX_REFERENCE_IMAGES:
         raise InvalidInput(
-            f"You added {len(images)} reference images; the model takes at most "
+            f"You added {count} reference images; the model takes at most "
             f"{MAX_REFERENCE_IMAGES}. Remove some and try again."
         )
-    main = images[0]
-    if mask is not None and (mask.width, mask.height) != (main.width, main.height):
+    if mask is not None and mask_image_url is not None:
+        raise InvalidInput("Give one mask: a mask file or mask_image_url, not both.")
+    inputs = (*images, *(RemoteImage(url) for url in image_urls))
+    main = inputs[0]
+    main_size = (main.width, main.height) if isinstance(main, PreparedImage) else main.size
+    if mask is not None and main_size is not None and (mask.width, mask.height) != main_size:
         raise InvalidInput(
             f"The mask is {mask.width}x{mask.height} but the first image is "
-            f"{main.width}x{main.height}; they must be the same size."
+            f"{main_size[0]}x{main_size[1]}; they must be the same size."
         )
     request = model.parse(
-        image_urls=[f"{_PENDING}{i}" for i in range(len(images))],
-        mask_image_url=f"{_PENDING}mask" if mask is not None else None,
+        image_urls=[
+            item.url if isinstance(item, RemoteImage) else f"{_PENDING}{i}"
+            for i, item in enumerate(inputs)
+        ],
+        mask_image_url=f"{_PENDING}mask" if mask is not None else mask_image_url,
         **parameters,
     )
-    return EditDraft(request=request, images=tuple(images), mask=mask)
+    return EditDraft(request=request, inputs=inputs, mask=mask, mask_url=mask_image_url)
 
 
 async def send_inputs(
@@ -101,13 +151,16 @@ async def send_inputs(
         for image, keep in zip(images, inline, strict=True)
     ]
     try:
-        mask_url = None
+        mask_url = draft.mask_url
         if draft.mask is not None:
             mask = draft.mask
             png = await asyncio.to_thread(lambda: mask.png)
             keep = len(png) <= min(inline_limit, left)
             mask_url = await _url_for(client, png, "image/png", "mask.png", keep)
-        image_urls = list(await asyncio.gather(*uploads))
+        sent = iter(await asyncio.gather(*uploads))
+        image_urls = [
+            item.url if isinstance(item, RemoteImage) else next(sent) for item in draft.inputs
+        ]
     finally:
         # On any failure or cancellation (Stop, the deadline) no upload outlives the request.
         for upload in uploads:

@@ -1,8 +1,10 @@
 """The app's one door to fal_client: no other module imports it.
 
 What the app uses of fal's client library is here, through its public API
-only: a client per key (`Clients`), submit, status with logs, the result,
-cancel, uploads, data URIs (`encode`), and where uploads go
+only: a client per key (`Clients`), submit, status with logs, the status
+stream (`Submission.statuses`: fal's server-sent events, which fal_client
+does not use; read here with httpx-sse over the handle's own HTTP client), the
+result, cancel, uploads, data URIs (`encode`), and where uploads go
 (`point_uploads_at`). An upgrade of fal_client that changes what we rely on
 shows up here and in tests/test_fal.py, not all over the app.
 
@@ -17,14 +19,17 @@ Anything else is a bug, and is let through as it is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import json
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import fal_client
 import httpx
+from httpx_sse import EventSource, SSEError
 
 from backend.errors import UnreadableAnswer, from_transport_error
 
@@ -66,6 +71,17 @@ class Completed:
 
 
 Status = InQueue | InProgress | Completed
+
+
+class StreamFailed(Exception):
+    """The status stream could not be opened, broke, or ended before COMPLETED.
+
+    Not the user's concern: the caller reconnects or falls back to polling."""
+
+    def __init__(self, reason: str, *, unanswered: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unanswered = unanswered  # no answer at all within the time to open it
 
 
 # --- clients ----------------------------------------------------------------------------
@@ -141,6 +157,61 @@ class Submission:
         status = await _answer("status", self._handle.status(with_logs=True))
         return _status_of(status)
 
+    async def statuses(
+        self, *, with_logs: bool, open_s: float, idle_s: float
+    ) -> AsyncGenerator[Status]:
+        """fal's status stream: each change of status as it happens, up to COMPLETED.
+
+        One GET of `{status_url}/stream` answered with server-sent events: a
+        `data:` status object per change (its `logs` only the lines new since the
+        last event: they are added up here, so each status carries every line so
+        far, as a poll's does), `:` comments as heartbeat, and the end of the
+        stream after COMPLETED (ARCHITECTURE.md, "fal's status stream").
+
+        `open_s`: longest wait for the stream's answer (its headers); `idle_s`:
+        longest silence after that (heartbeats included) before the stream counts
+        as broken. Raises `StreamFailed` when the stream is refused, breaks, says
+        something unreadable or ends before COMPLETED; nothing else of its own.
+        """
+        handle = self._handle
+        logs: list[str] = []
+        timeout = httpx.Timeout(idle_s, connect=min(open_s, idle_s))
+        try:
+            async with contextlib.AsyncExitStack() as opened:
+                try:
+                    async with asyncio.timeout(open_s):
+                        response = await opened.enter_async_context(
+                            handle.client.stream(
+                                "GET",
+                                handle.status_url + "/stream",
+                                params={"logs": "1" if with_logs else "0"},
+                                headers={
+                                    "Accept": "text/event-stream",
+                                    "Cache-Control": "no-store",
+                                },
+                                timeout=timeout,
+                            )
+                        )
+                except TimeoutError:
+                    raise StreamFailed(f"not answered in {open_s:g} s", unanswered=True) from None
+                if response.status_code != 200:
+                    raise StreamFailed(f"refused with HTTP {response.status_code}")
+                # Closed explicitly: a suspended reader would keep the connection
+                # busy in the pool after the stream is done with.
+                async with contextlib.aclosing(EventSource(response).aiter_sse()) as events:
+                    async for event in events:
+                        if not event.data:
+                            continue
+                        status = _streamed_status(json.loads(event.data), logs)
+                        yield status
+                        if isinstance(status, Completed):
+                            return
+        except (httpx.HTTPError, OSError) as exc:
+            raise StreamFailed(f"broke ({type(exc).__name__})") from exc
+        except (SSEError, ValueError, KeyError, TypeError, UnreadableAnswer) as exc:
+            raise StreamFailed(f"unreadable ({type(exc).__name__})") from exc
+        raise StreamFailed("ended before COMPLETED")
+
     async def result(self) -> Any:
         """The output of a request `status()` has seen completed: one GET.
 
@@ -181,6 +252,31 @@ def _status_of(status: fal_client.Status) -> Status:
         error_type = status.error_type if isinstance(status.error_type, str) else None
         return Completed(dict(metrics), status.error or None, error_type)
     raise UnreadableAnswer(detail=f"unreadable answer: a status fal_client names {status!r}")
+
+
+def _streamed_status(data: Any, logs: list[str]) -> Status:
+    """One streamed status object as a Status; its new log lines added to `logs`.
+
+    The same fields as a polled status (fal's docs); read like fal_client reads
+    a poll's answer, so both modes give the same values."""
+    state = data["status"]
+    if state == "IN_QUEUE":
+        position = data.get("queue_position", 0)
+        if not isinstance(position, int):
+            raise UnreadableAnswer(detail=f"unreadable answer: queue position {position!r}")
+        return InQueue(position)
+    logs.extend(_log_lines(data.get("logs")))
+    if state == "IN_PROGRESS":
+        return InProgress(tuple(logs))
+    if state == "COMPLETED":
+        metrics = data.get("metrics")
+        error_type = data.get("error_type")
+        return Completed(
+            dict(metrics) if isinstance(metrics, dict) else {},
+            data.get("error") or None,
+            error_type if isinstance(error_type, str) else None,
+        )
+    raise UnreadableAnswer(detail=f"unreadable answer: a status {state!r}")
 
 
 def _log_lines(logs: Any) -> tuple[str, ...]:

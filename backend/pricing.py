@@ -57,6 +57,9 @@ _MIN_AREA_FACTOR = 1.0
 _MAX_AREA_FACTOR = 1536 * 1024 / _UNIT_AREA
 
 _DEFAULT_SIZE = "1024x1024"
+# An input image the app did not download (given by URL): priced at the largest
+# area the rule counts, and the dearer output shape for image_size "auto".
+UNKNOWN_INPUT_SIZE = (1024, 1536)
 
 
 @dataclass(frozen=True)

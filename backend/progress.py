@@ -47,10 +47,24 @@ class Running:
 
 
 @dataclass(frozen=True)
+class ShownImage:
+    """A result that can be shown before the app has its own copy: on fal's media
+    hosts, the browser fetches it from there (results in one hop)."""
+
+    url: str
+    caption: str
+
+
+@dataclass(frozen=True)
 class Fetching:
+    """fal finished; the app is downloading its copies of the results (for history,
+    saved outputs, Send to edit). `shown`: those the page may show at once, from
+    fal's media hosts (none for sync_mode data URIs, which the app serves)."""
+
     request_id: str
     count: int
     elapsed_s: float
+    shown: tuple[ShownImage, ...] = ()
 
 
 @dataclass(frozen=True)

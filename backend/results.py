@@ -23,10 +23,28 @@ from backend.formats import (
     decode_data_uri,
     format_for_pillow,
 )
+from backend.progress import ShownImage
 from backend.schema import ImageFailure, ResultImage
+from backend.urls import on_fal_media
 
 # A 1536x1024 PNG is a few MB; anything near this cap is not an image we asked for.
 MAX_RESULT_BYTES = 64 * 1024 * 1024
+
+
+def shown_from_fal(images_json: list[Any], cdn_url: str | None) -> tuple[ShownImage, ...]:
+    """The results a page may show straight from fal, before the app's copies arrive:
+    those on fal's media hosts, captioned from fal's answer (the size in bytes comes
+    with the app's copy). A data URI (sync_mode) or any other address is not."""
+    shown = []
+    for entry in images_json:
+        url = entry.get("url") if isinstance(entry, dict) else None
+        if not isinstance(url, str) or not on_fal_media(url, cdn_url):
+            continue
+        width, height = entry.get("width"), entry.get("height")
+        kind = str(entry.get("content_type") or "").removeprefix("image/").upper()
+        size = f"{width}×{height} " if isinstance(width, int) and isinstance(height, int) else ""
+        shown.append(ShownImage(url, f"{size}{kind}".strip()))
+    return tuple(shown)
 
 
 async def fetch_images(

@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 
 from backend.errors import InvalidInput
 from backend.formats import format_named
+from backend.urls import on_fal_media
 
 TEXT_TO_IMAGE_ENDPOINT = "fal-ai/gpt-image-1.5"
 EDIT_ENDPOINT = "fal-ai/gpt-image-1.5/edit"
@@ -257,6 +258,13 @@ class ResultImage:
 
     def caption(self) -> str:
         return f"{self.width}×{self.height} {self.format_name} · {_human_bytes(self.size_bytes)}"
+
+    def shown_at(self, cdn_url: str | None) -> str:
+        """What a gallery shows for it: fal's URL when the file is on fal's media
+        hosts (the browser fetches it there, one hop), else the app's own copy."""
+        if self.source_url and on_fal_media(self.source_url, cdn_url):
+            return self.source_url
+        return self.path
 
 
 @dataclass(frozen=True)

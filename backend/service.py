@@ -38,7 +38,7 @@ from backend.batch import (
 from backend.budget import Allowance, Budget, Charge
 from backend.client import ImageClient, Job, Resumed
 from backend.database import Database
-from backend.edits import EditDraft, draft_edit
+from backend.edits import EditDraft, RemoteImage, draft_edit
 from backend.endpoints import ENDPOINTS, Endpoint, Registry
 from backend.errors import (
     Cancelled,
@@ -50,6 +50,7 @@ from backend.errors import (
 )
 from backend.export import export_runs
 from backend.history import History, HistoryEntry, Status, Totals, thumbnail
+from backend.images import PreparedImage
 from backend.inputs import (
     canvas_background,
     first_image_size,
@@ -57,11 +58,14 @@ from backend.inputs import (
     preview,
     read_file,
     read_images,
+    read_mask,
     sidecar_of,
 )
 from backend.keys import KeyChoice, choose_key, clean_user_key
+from backend.mask_lock import DEFAULT_SEAM, MAX_SEAM, KeptFiles, keep_unmasked_files
+from backend.masks import Mask, mask_from_editor, painted_anything
 from backend.metadata import parameters_for_ui, read_metadata
-from backend.pricing import CostEstimate, format_usd
+from backend.pricing import UNKNOWN_INPUT_SIZE, CostEstimate, format_usd
 from backend.progress import (
     Fetching,
     Finished,
@@ -90,20 +94,25 @@ from backend.scheduler import Scheduler
 from backend.schema import EditRequest, GenerationResult, TextToImageRequest
 from backend.settings import Settings
 from backend.stopping import closing, until_stopped
+from backend.urls import checked_url, checked_urls, fal_image_size, on_fal_media
 from backend.visitors import TrustedProxies
 
 __all__ = [
+    "DEFAULT_SEAM",
+    "MAX_SEAM",
     "Allowance",
     "Batch",
     "Caller",
     "Cancelled",
     "Comparison",
     "CostEstimate",
+    "EditDraft",
     "Fetching",
     "Finished",
     "HistoryEntry",
     "ImageGenerator",
     "InternalError",
+    "KeptFiles",
     "KeyStatus",
     "MaskPreview",
     "Progress",
@@ -183,21 +192,89 @@ class RunService:
         values: Mapping[str, Any],
         images: Sequence[str],
         *,
+        image_urls: Sequence[object] | None = None,
         mask_file: str | None = None,
+        mask_image_url: object = None,
         canvas: dict[str, Any] | None = None,
         invert: bool = False,
+        hosted: Mapping[str, str] | None = None,
     ) -> EditDraft:
-        """An edit from image files and the values of its fields, checked completely.
+        """An edit from image files, image URLs and the values of its fields, checked
+        completely.
 
-        The mask is `mask_file` if given (checked, not trusted), else what was
-        painted on `canvas`; neither means no mask.
+        fal gets the files first, then `image_urls` unchanged. The mask is
+        `mask_file` if given (checked, not trusted), else `mask_image_url`, else
+        what was painted on `canvas`; none means no mask. A URL that is not
+        http(s) is refused before anything else; a URL is never fetched here,
+        except from fal's media hosts where a mask's size must be checked
+        (backend/urls.py).
+
+        `hosted` maps files of `images` that are copies of results on fal's media
+        hosts to their URL: fal gets the URL in the file's place (nothing uploaded),
+        and the copy still gives its size for the mask and the price.
         """
+        urls = checked_urls(image_urls)
+        mask_url = checked_url(mask_image_url, "mask_image_url") if mask_image_url else None
+        if mask_url is not None and mask_file:
+            raise InvalidInput("Give one mask: a mask file or mask_image_url, not both.")
         prepared = await asyncio.to_thread(read_images, images)
-        # No image: no mask to check, and draft_edit says to add an image.
-        mask = await asyncio.to_thread(mask_for, prepared, canvas, invert, mask_file)
+        if prepared or not urls:
+            # No image: no mask to check, and draft_edit says to add an image.
+            mask = await asyncio.to_thread(mask_for, prepared, canvas, invert, mask_file)
+            main_size = (prepared[0].width, prepared[0].height) if prepared else None
+        else:
+            mask, main_size = await self._mask_for_url(urls[0], canvas, invert, mask_file)
+        if mask_url is not None and mask is None:
+            await self._check_mask_url(mask_url, main_size, urls)
         model = endpoint.model
         assert issubclass(model, EditRequest), f"{endpoint.tab} takes no images"
-        return draft_edit(prepared, mask, model=model, **whole_numbers(endpoint, values))
+        inputs: list[PreparedImage | RemoteImage] = [
+            RemoteImage(hosted[path], (image.width, image.height))
+            if hosted and path in hosted
+            else image
+            for path, image in zip(images, prepared, strict=True)
+        ]
+        return draft_edit(
+            inputs,
+            mask,
+            image_urls=urls,
+            mask_image_url=mask_url if mask is None else None,
+            model=model,
+            **whole_numbers(endpoint, values),
+        )
+
+    async def _mask_for_url(
+        self, main_url: str, canvas: dict[str, Any] | None, invert: bool, mask_file: str | None
+    ) -> tuple[Mask | None, tuple[int, int] | None]:
+        """A local mask for a first image given by URL; its size is read from fal's
+        storage only when there is a mask to check against it."""
+        painted = mask_file or painted_anything(canvas)
+        if not painted:
+            return None, None
+        cdn = self.settings.fal_cdn_url
+        size = await fal_image_size(main_url, cdn_url=cdn, what="image_urls[0] (masked)")
+        if mask_file:
+            return await asyncio.to_thread(read_mask, mask_file, size), size
+        return await asyncio.to_thread(mask_from_editor, canvas, size, invert=invert), size
+
+    async def _check_mask_url(
+        self, mask_url: str, main_size: tuple[int, int] | None, urls: Sequence[str]
+    ) -> None:
+        """A mask_image_url the size of the first image, where both can be read here
+        (local, or on fal's media hosts); anything else is left for fal to judge."""
+        cdn = self.settings.fal_cdn_url
+        if not on_fal_media(mask_url, cdn):
+            return
+        if main_size is None:
+            if not urls or not on_fal_media(urls[0], cdn):
+                return
+            main_size = await fal_image_size(urls[0], cdn_url=cdn, what="image_urls[0]")
+        size = await fal_image_size(mask_url, cdn_url=cdn, what="mask_image_url")
+        if size != main_size:
+            raise InvalidInput(
+                f"The mask is {size[0]}x{size[1]} but the first image is "
+                f"{main_size[0]}x{main_size[1]}; they must be the same size."
+            )
 
     # -- the run ---------------------------------------------------------------
 
@@ -670,7 +747,9 @@ class RunService:
     def cost(self, endpoint: Endpoint, job: Job) -> CostEstimate:
         """What fal will charge for a job, by the endpoint's price rule."""
         if isinstance(job, EditDraft):
-            sizes = [(image.width, image.height) for image in job.images]
+            # An image given by URL is not downloaded to be priced: it is priced as
+            # the largest size the price rule counts, so a budget is never undercharged.
+            sizes = [size or UNKNOWN_INPUT_SIZE for size in job.sizes]
             return endpoint.price(job.request.model_dump(), sizes)
         return endpoint.price(job.model_dump(), ())
 
@@ -689,6 +768,20 @@ class RunService:
         jobs = self.comparison_jobs(prompt or "x", qualities, sizes)
         endpoint = self.endpoints.text_to_image
         return len(jobs), sum(self.cost(endpoint, job).total_usd for job in jobs)
+
+    async def keep_unmasked(
+        self, draft: EditDraft, results: Sequence[str], *, seam: int
+    ) -> list[KeptFiles]:
+        """Each result of a masked edit with the original put back outside the mask,
+        and its leak map (backend/mask_lock.py); fal's files are left as they are."""
+        if draft.mask is None:
+            return []
+        main, edit = draft.images[0].data, draft.mask.edit_area()
+        seam = max(0, min(int(seam), MAX_SEAM))
+        return [
+            await asyncio.to_thread(keep_unmasked_files, main, edit, Path(path), seam=seam)
+            for path in results
+        ]
 
     async def canvas_image(self, path: str) -> str:
         """The main image as the canvas should show it (upright, a mode it can draw)."""
@@ -808,6 +901,13 @@ class RunService:
             raise
         assert kept is not None
         return kept
+
+    async def hosted_copies(self, browser_id: str, paths: Sequence[str]) -> dict[str, str]:
+        """Of `paths`, the app's copies of this browser's results on fal's media hosts,
+        each with its fal URL (what an edit sends instead of the file)."""
+        cdn = self.settings.fal_cdn_url
+        known = await self.fal_urls_of(browser_id, paths)
+        return {path: url for path, url in known.items() if on_fal_media(url, cdn)}
 
     async def parameters_from_file(self, path: str) -> tuple[Endpoint, dict[str, Any]]:
         """The endpoint and the prompt and parameters saved in an image this app made."""

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         default=0.1, ge=0.02, validation_alias=ENV_PREFIX + "POLL_INTERVAL"
     )
+    # Follow each request through fal's status stream (one connection) rather than
+    # polling; polling stays as the fallback when a stream fails (backend/client.py).
+    status_stream: bool = True
     # Inside Gradio's upload folder: Gradio serves files from there as they are,
     # where a file anywhere else is hashed and copied in on every display.
     results_dir: Path = Field(default_factory=lambda: gradio_upload_folder() / "gpt-image-studio")

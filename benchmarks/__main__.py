@@ -1,9 +1,9 @@
 """The benchmark suite in one command: the benchmarks, then one markdown table.
 
-    python -m benchmarks                  # the five benchmarks of the README's table
-                                          # (its six numbered targets), once each
+    python -m benchmarks                  # the benchmarks of the README's table
+                                          # (its numbered targets), once each
     python -m benchmarks --runs 3         # each of them 3 times: median and range
-    python -m benchmarks --all            # also soak, transfer and demo
+    python -m benchmarks --all            # also soak, transfer, demo, http_clients, profile
     python -m benchmarks --smoke          # short version for CI (< 2 minutes)
     python -m benchmarks --only overhead delivery
     python -m benchmarks --app /tmp/scratch/app.py   # measure a scratch copy
@@ -39,12 +39,16 @@ BENCHMARKS = {
     "startup": ("benchmarks.startup", "4: python app.py to the first HTTP 200"),
     "delivery": ("benchmarks.delivery", "5: fal finished to four images shown in Chromium"),
     "fairness": ("benchmarks.fairness", "7: one visitor's burst and another's single call"),
+    "mask_lock": ("benchmarks.mask_lock", "8: the unmasked area kept exactly, and the leak map"),
+    "chained_edit": ("benchmarks.chained_edit", "9: an edit chained on a fal URL, bytes sent"),
 }
 # Run by --all (or --only): measurements with their own sections of the README.
 EXTRA = {
     "soak": ("benchmarks.soak", "hundreds of requests with faults mixed in; memory"),
     "transfer": ("benchmarks.transfer", "edit inputs inline or uploaded"),
     "demo": ("benchmarks.demo", "the offline demo's placeholder"),
+    "http_clients": ("benchmarks.http_clients", "fal's HTTP: a pool per key or one shared"),
+    "profile": ("benchmarks.profile", "py-spy: where the app's CPU goes in the 32-call burst"),
 }
 EVERY = {**BENCHMARKS, **EXTRA}
 

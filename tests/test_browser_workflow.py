@@ -35,6 +35,14 @@ def test_send_a_result_to_edit_then_paint_and_edit(browser, app_server, fake, ar
         page.wait_for_function(
             "document.querySelector('#t2i-status')?.innerText.includes('✅')", timeout=30_000
         )
+        # Results in one hop: the gallery shows fal's URL, and the browser loaded it.
+        shown = page.locator("#t2i-gallery img").first
+        shown.wait_for()
+        page.wait_for_function(
+            "[...document.querySelectorAll('#t2i-gallery img')]"
+            ".every(img => img.complete && img.naturalWidth > 0)"
+        )
+        result_src = shown.get_attribute("src") or ""
         page.click("#t2i-send-to-edit")
         # The Edit tab opens with the result on the canvas.
         page.wait_for_selector("#edit-canvas canvas", state="visible")
@@ -53,6 +61,11 @@ def test_send_a_result_to_edit_then_paint_and_edit(browser, app_server, fake, ar
     generated, edit = fake.wait_for_submissions(2)
     assert generated.endpoint == "fal-ai/gpt-image-1.5"
     assert edit.endpoint == "fal-ai/gpt-image-1.5/edit"
+    fal_url = generated.result["images"][0]["url"]
+    assert result_src == fal_url, "the gallery held fal's URL, not a file of the app"
+    # Send to edit on a hosted result uploads nothing: fal gets its own URL back.
+    assert edit.arguments["image_urls"] == [fal_url]
+    assert fake.uploads == []
     [image] = [d for d in edit.decoded_inputs if d.role == "image"]
     [mask] = [d for d in edit.decoded_inputs if d.role == "mask"]
     produced = Image.open(io.BytesIO(fake.download(generated.result["images"][0]["url"])))

@@ -268,7 +268,7 @@ async def test_after_completed_the_result_is_one_get_with_no_extra_status_poll(c
     result = await client.run(request(), choose_key(KEY_A, None))
     [sub] = fake.submissions
     calls = _queue_calls(fake, result.request_id)
-    results = [h for h in calls if not h.path.endswith("/status")]
+    results = [h for h in calls if not h.path.endswith(("/status", "/status/stream"))]
     assert len(results) == 1, "exactly one GET of the response URL"
     assert calls[-1] is results[0], "no status poll after the result"
     assert sub.finished_at is not None
@@ -285,7 +285,11 @@ async def test_the_single_result_get_keeps_fal_clients_retries(client, fake):
     second = await client.run(request(), choose_key(KEY_A, None))
     assert len(second.images) == 1
     for done in (first, second):
-        gets = [h for h in _queue_calls(fake, done.request_id) if not h.path.endswith("/status")]
+        gets = [
+            h
+            for h in _queue_calls(fake, done.request_id)
+            if not h.path.endswith(("/status", "/status/stream"))
+        ]
         assert len(gets) == 2, "one failed attempt, then fal_client's retry"
 
 

@@ -88,10 +88,14 @@ def test_images_in_order_and_the_mask_reach_fal_with_every_parameter(api, fake, 
     ]
     [received_mask] = [d for d in sub.decoded_inputs if d.role == "mask"]
     assert (received_mask.width, received_mask.height) == (1536, 1024)
-    alpha = np.asarray(received_mask.to_pil().convert("RGBA"))[..., 3]
-    expected = np.full((1024, 1536), 255, np.uint8)
-    expected[200:400, 100:300] = 0
-    assert np.array_equal(alpha, expected)
+    # RGBA as fal's and OpenAI's examples show it: the box white with alpha 0, the rest
+    # opaque black.
+    assert (received_mask.format, received_mask.mode) == ("PNG", "RGBA")
+    pixels = np.asarray(received_mask.to_pil())
+    expected = np.zeros((1024, 1536, 4), np.uint8)
+    expected[..., 3] = 255
+    expected[200:400, 100:300] = (255, 255, 255, 0)
+    assert np.array_equal(pixels, expected)
 
     assert len(gallery) == 2
     assert all("1536×1024 WEBP" in item["caption"] for item in gallery)
@@ -255,7 +259,9 @@ def test_the_api_names_its_parameters_like_the_endpoint(app_server):
     assert [p["parameter_name"] for p in params] == [
         "prompt",
         "images",
+        "image_urls",
         "mask",
+        "mask_image_url",
         "image_size",
         "background",
         "quality",
@@ -265,6 +271,154 @@ def test_the_api_names_its_parameters_like_the_endpoint(app_server):
         "sync_mode",
         "fal_key",
     ]
+    urls = next(p for p in params if p["parameter_name"] == "image_urls")
+    assert urls["type"] == {"type": "array", "items": {"type": "string"}}
     defaults = {p["parameter_name"]: p.get("parameter_default") for p in params}
     assert defaults["image_size"] == "auto"
     assert defaults["input_fidelity"] == "high"
+
+
+def hosted_results(api, fake, count: int) -> list[str]:
+    """fal URLs of `count` images generated at the fake (hosted, not sync_mode)."""
+    _, record, _ = api.predict(
+        prompt="a quiet harbour", num_images=count, sync_mode=False, api_name="/generate"
+    )
+    urls = [image["url"] for image in record["images"]]
+    assert len(urls) == count and all(url.startswith(fake.cdn_url + "/files/") for url in urls)
+    return urls
+
+
+def input_fetches(fake, urls) -> int:
+    """GETs of these files at fal's storage (the app's downloads, or anyone's)."""
+    paths = {url.removeprefix(fake.cdn_url) for url in urls}
+    return sum(1 for r in fake.http_log if r.role == "cdn" and r.path in paths)
+
+
+def test_image_urls_reach_fal_unchanged_after_the_files_and_nothing_is_uploaded(
+    api, fake, tmp_path
+):
+    first, second = hosted_results(api, fake, 2)
+    fetched = input_fetches(fake, [first, second])
+    small = save_png(tmp_path / "small.png", (256, 256), (9, 9, 9))
+
+    edit(api, [small], image_urls=[second, first])
+
+    sub = fake.submissions[-1]
+    assert sub.endpoint == EDIT and sub.schema_errors == []
+    sent = sub.arguments["image_urls"]
+    assert sent[0].startswith("data:image/png;base64,"), "the uploaded file comes first"
+    assert sent[1:] == [second, first], "the URLs follow, unchanged and in order"
+    assert [d.role for d in sub.decoded_inputs] == ["image"] * 3
+    assert fake.uploads == []
+    assert input_fetches(fake, [first, second]) == fetched, "the app never fetched them"
+
+
+def test_an_edit_of_urls_alone_uploads_nothing(api, fake):
+    [url] = hosted_results(api, fake, 1)
+    gallery, record, _ = edit(api, [], image_urls=[url])
+    sub = fake.submissions[-1]
+    assert sub.arguments["image_urls"] == [url]
+    assert "mask_image_url" not in sub.arguments
+    assert fake.uploads == []
+    assert not [r for r in fake.http_log if r.path.startswith("/storage/") or r.method == "PUT"]
+    assert len(gallery) == 1 and record["arguments"]["image_urls"] == [url]
+
+
+def test_a_mask_image_url_reaches_fal_unchanged(api, fake, tmp_path):
+    [url] = hosted_results(api, fake, 1)
+    main = tmp_path / "main.png"
+    main.write_bytes(fake.download(url))
+    # The mask goes to fal's storage first, as a caller would put it there.
+    mask_bytes = Path(mask_file(tmp_path / "m.png", (1024, 1024), (0, 0, 64, 64))).read_bytes()
+    mask_url = edit_mask_upload(fake, mask_bytes)
+
+    edit(api, [], image_urls=[url], mask_image_url=mask_url)
+
+    sub = fake.submissions[-1]
+    assert sub.arguments["image_urls"] == [url]
+    assert sub.arguments["mask_image_url"] == mask_url
+    [received] = [d for d in sub.decoded_inputs if d.role == "mask"]
+    assert received.data == mask_bytes
+
+
+def test_a_mask_url_of_another_size_on_fals_storage_is_refused(api, fake, tmp_path):
+    [url] = hosted_results(api, fake, 1)
+    mask_bytes = Path(mask_file(tmp_path / "m.png", (300, 200), (0, 0, 10, 10))).read_bytes()
+    mask_url = edit_mask_upload(fake, mask_bytes)
+    before = len(fake.submissions)
+    with pytest.raises(Exception) as caught:
+        edit(api, [], image_urls=[url], mask_image_url=mask_url)
+    assert "The mask is 300x200 but the first image is 1024x1024" in str(caught.value)
+    assert len(fake.submissions) == before
+
+
+def edit_mask_upload(fake, data: bytes) -> str:
+    """Put a file on the fake's storage as fal_client would (its CDN upload)."""
+    import httpx
+
+    verify = fake.ssl_context()
+    token = httpx.post(
+        f"{fake.rest_url}/storage/auth/token",
+        headers={"Authorization": "Key someone:else"},
+        json={},
+        verify=verify,
+    ).json()["token"]
+    answer = httpx.post(
+        f"{fake.cdn_url}/files/upload",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "image/png"},
+        content=data,
+        verify=verify,
+    )
+    return str(answer.json()["access_url"])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("image_urls", ["file:///etc/passwd"]),
+        ("image_urls", ["/home/user/photo.png"]),
+        ("image_urls", ["a cat on a sofa"]),
+        ("image_urls", ["ftp://example.com/photo.png"]),
+        ("image_urls", ["data:image/png;base64,iVBORw0KGgo="]),
+        ("image_urls", [42]),
+        ("mask_image_url", "file:///tmp/mask.png"),
+        ("mask_image_url", "gopher://example.com/mask"),
+    ],
+)
+def test_anything_but_an_http_url_is_refused_in_a_sentence_with_nothing_sent(
+    api, fake, tmp_path, field, value
+):
+    main = save_png(tmp_path / "main.png", (300, 200), (5, 5, 5))
+    with pytest.raises(Exception) as caught:
+        edit(api, [main], **{field: value})
+    message = str(caught.value)
+    assert f"{field}" in message and "is not an http(s) URL" in message
+    assert "give an https:// address fal can fetch" in message
+    assert "Traceback" not in message
+    assert fake.submissions == []
+    assert fake.uploads == []
+    assert [r for r in fake.http_log if r.role == "cdn"] == []
+
+
+def test_a_mask_file_for_an_image_given_by_fal_url_is_checked_against_its_size(api, fake, tmp_path):
+    [url] = hosted_results(api, fake, 1)  # 1024x1024
+    wrong = mask_file(tmp_path / "wrong.png", (300, 200), (0, 0, 10, 10))
+    before = len(fake.submissions)
+    with pytest.raises(Exception) as caught:
+        edit(api, [], str(wrong), image_urls=[url])
+    assert "the first image is 1024x1024" in str(caught.value)
+    assert len(fake.submissions) == before
+    right = mask_file(tmp_path / "right.png", (1024, 1024), (0, 0, 64, 64))
+    edit(api, [], str(right), image_urls=[url])
+    sub = fake.submissions[-1]
+    assert sub.arguments["image_urls"] == [url]
+    [received] = [d for d in sub.decoded_inputs if d.role == "mask"]
+    assert (received.width, received.height) == (1024, 1024)
+
+
+def test_a_mask_file_for_an_image_elsewhere_is_refused_without_fetching_it(api, fake, tmp_path):
+    mask = mask_file(tmp_path / "m.png", (300, 200), (0, 0, 10, 10))
+    with pytest.raises(Exception) as caught:
+        edit(api, [], mask, image_urls=["https://example.com/photo.png"])
+    assert "not on fal's storage" in str(caught.value)
+    assert fake.submissions == [] and fake.uploads == []

@@ -108,7 +108,7 @@ async def test_references_upload_while_the_mask_is_still_being_encoded(fake, tmp
     original_save = Image.Image.save
 
     def save(self: Image.Image, fp: Any, format: str | None = None, **params: Any) -> None:
-        if self.mode == "LA" and format == "PNG":  # the mask (references are not re-encoded)
+        if self.mode == "RGBA" and format == "PNG":  # the mask (references are not re-encoded)
             deadline = time.monotonic() + 10
             while len(fake.uploads) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -136,3 +136,25 @@ async def test_references_upload_while_the_mask_is_still_being_encoded(fake, tmp
         ("mask", 300, 200),
     ]
     assert result.images
+
+
+def test_urls_follow_the_files_and_count_towards_the_limit():
+    image = prepare_image(png(64, 48))
+    urls = ["https://v3.fal.media/files/a.png", "https://example.com/b.png"]
+    draft = draft_edit([image], None, image_urls=urls, prompt="p")
+    assert draft.request.image_urls == ["pending:0", *urls]
+    assert draft.remote == tuple(urls)
+    only_urls = draft_edit([], None, image_urls=urls, prompt="p")
+    assert only_urls.request.image_urls == urls and only_urls.main_size is None
+    with pytest.raises(InvalidInput, match="17 reference images"):
+        draft_edit([image], None, image_urls=urls[:1] * 16, prompt="p")
+
+
+def test_one_mask_only():
+    with pytest.raises(InvalidInput, match="not both"):
+        draft_edit(
+            [prepare_image(png(64, 48))],
+            stroke_mask(64, 48),
+            mask_image_url="https://v3.fal.media/files/m.png",
+            prompt="p",
+        )

@@ -125,7 +125,7 @@ def test_image_urls_are_refused_and_never_fetched(api, fake):
             images=[handle_file("https://example.com/cat.png")],
             api_name="/edit",
         )
-    assert "Image URLs are not accepted" in str(caught.value)
+    assert "Image URLs are not accepted as files" in str(caught.value)
     assert fake.submissions == []
 
 

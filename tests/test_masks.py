@@ -15,6 +15,7 @@ from PIL import Image
 from backend.errors import InvalidInput
 from backend.masks import (
     Mask,
+    _may_pass_limit,
     mask_from_editor,
     mask_from_layers,
     mask_from_upload,
@@ -37,10 +38,10 @@ def paint(target: np.ndarray, x0: int, y0: int, x1: int, y1: int, alpha: int = 2
 
 def decoded(mask: Mask) -> np.ndarray:
     """The mask's PNG, reopened from its bytes, as an HxWx4 RGBA array (checks format and
-    mode: gray with a real alpha channel, as fal and OpenAI read a mask's alpha)."""
+    mode: RGBA, as fal and OpenAI show a mask)."""
     with Image.open(io.BytesIO(mask.png)) as image:
         assert image.format == "PNG"
-        assert image.mode == "LA"
+        assert image.mode == "RGBA"
         assert image.size == (mask.width, mask.height)
         return np.asarray(image.convert("RGBA")).copy()
 
@@ -436,7 +437,7 @@ def test_a_mask_is_encoded_when_asked_unless_it_could_pass_the_4_mb_limit(monkey
         original_save(self, fp, format, **params)
 
     monkeypatch.setattr(Image.Image, "save", save)
-    for size, at_once in (((1536, 1024), False), ((2048, 1100), True)):
+    for size, at_once in (((1536, 1024), False), ((2048, 2048), True)):
         strokes = layer(*size)
         paint(strokes, 10, 10, 200, 100)
         mask = mask_from_layers([strokes], size)
@@ -445,3 +446,16 @@ def test_a_mask_is_encoded_when_asked_unless_it_could_pass_the_4_mb_limit(monkey
         assert mask.png[:8] == b"\x89PNG\r\n\x1a\n"
         assert encoded == [size]
         encoded.clear()
+
+
+def test_the_largest_mask_encoded_late_stays_under_4_mb_even_as_noise():
+    """The bound behind late encoding: a mask just under the eager size, of independent
+    random pixels (the most a two-colour image can hold), still encodes under 4 MB."""
+    width, height = 2000, 1990
+    assert not _may_pass_limit(width, height)
+    rng = np.random.default_rng(5)
+    strokes = layer(width, height)
+    strokes[..., 3] = (rng.random((height, width)) < 0.5) * 255
+    mask = mask_from_layers([strokes], (width, height))
+    assert mask is not None
+    assert len(mask.png) < 4_000_000

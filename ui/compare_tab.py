@@ -9,7 +9,7 @@ import gradio as gr
 
 from backend.endpoints import Endpoint
 from backend.service import Cancelled, Comparison, RunService, StudioError, format_usd
-from ui.controls import ResultPanel, result_panel
+from ui.controls import ResultPanel, result_panel, shortcut_hint
 from ui.forms import prompt_box
 from ui.progress import describe_error
 from ui.runs import CLEARED, Outputs, caller_of, wire_stop
@@ -49,9 +49,10 @@ def compare_tab(service: RunService, endpoint: Endpoint, fal_key: gr.Textbox) ->
                     label="output_format",
                     elem_id="cmp-output-format",
                 )
-            with gr.Row():
+            with gr.Row(elem_classes=["run-row"]):
                 run = gr.Button("Compare", variant="primary", elem_id="cmp-run", scale=3)
                 stop = gr.Button("Stop", variant="stop", elem_id="cmp-stop", scale=1)
+            shortcut_hint("cmp")
             cost = gr.Markdown("", elem_id="cmp-cost")
         with gr.Column(scale=3, min_width=320):
             panel = result_panel("cmp", columns=3)

@@ -19,6 +19,9 @@ class ResultPanel:
     send_to_edit: gr.Button
     add_reference: gr.Button
     selected: gr.State  # index of the result image the user clicked, if any
+    # The gallery shows fal's URLs for hosted results (ui/runs.py, in_page): a
+    # result is then found through the record, not the gallery's value.
+    one_hop: bool = False
 
     def outputs(self) -> list[Any]:
         return [self.gallery, self.record, self.status]
@@ -72,15 +75,24 @@ class Shared:
         )
 
 
+#: The keyboard shortcuts (ui/static/page.js), said next to every tab's run buttons.
+SHORTCUT_HINT = "⌨️ **Ctrl+Enter** (⌘+Enter on a Mac) runs · **Esc** stops"
+
+
 def run_buttons(prefix: str, label: str) -> tuple[gr.Button, gr.Button, gr.Markdown]:
-    with gr.Row():
+    with gr.Row(elem_classes=["run-row"]):
         run = gr.Button(label, variant="primary", elem_id=f"{prefix}-run", scale=3)
         stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", scale=1)
+    shortcut_hint(prefix)
     cost = gr.Markdown("", elem_id=f"{prefix}-cost")
     return run, stop, cost
 
 
-def result_panel(prefix: str, columns: int = 2) -> ResultPanel:
+def shortcut_hint(prefix: str) -> gr.Markdown:
+    return gr.Markdown(SHORTCUT_HINT, elem_id=f"{prefix}-shortcuts", elem_classes=["shortcut-hint"])
+
+
+def result_panel(prefix: str, columns: int = 2, *, one_hop: bool = False) -> ResultPanel:
     status = gr.Markdown("", elem_id=f"{prefix}-status", elem_classes=["status"])
     gallery = gr.Gallery(
         label="Results",
@@ -104,7 +116,7 @@ def result_panel(prefix: str, columns: int = 2) -> ResultPanel:
     gallery.select(clicked_index, None, selected, api_visibility="private", queue=False)
     # New results: an old click no longer points at the same image.
     gallery.change(lambda: None, None, selected, api_visibility="private", queue=False)
-    return ResultPanel(status, gallery, record, send_to_edit, add_reference, selected)
+    return ResultPanel(status, gallery, record, send_to_edit, add_reference, selected, one_hop)
 
 
 def clicked_index(event: gr.SelectData) -> int:
@@ -130,3 +142,17 @@ def picked(results: Sequence[Any] | None, selected: int | None) -> str | None:
     if not paths:
         return None
     return paths[selected] if selected is not None and 0 <= selected < len(paths) else paths[0]
+
+
+def url_list_input(label: str) -> gr.JSON:
+    """A hidden input for a list of URLs, described to API callers (and to tools
+    built from the API's description) as an array of strings, not "any JSON"."""
+    component = gr.JSON(label=label, value=None, visible=False)
+    # An instance setting, not a subclass: Gradio writes a .pyi stub beside the
+    # source of every Component subclass when the class is made.
+    component.api_info = _url_list_schema  # type: ignore[method-assign]
+    return component
+
+
+def _url_list_schema() -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "string"}}

@@ -35,7 +35,7 @@ def generate_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> Gen
             form = Form(endpoint, prompt, parameter_controls(endpoint, "t2i"))
             run, stop, cost = run_buttons("t2i", endpoint.title)
         with gr.Column(scale=3, min_width=320):
-            panel = result_panel("t2i")
+            panel = result_panel("t2i", one_hop=True)
 
     example = {"prompt": SEED_PROMPT, **endpoint.defaults()}
     gr.Examples(
@@ -55,7 +55,9 @@ def generate_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> Gen
         async def build() -> Any:
             return service.request(endpoint, values)
 
-        async for outputs in for_page(run_outputs(service, endpoint, build, caller), browser_id):
+        async for outputs in for_page(
+            run_outputs(service, endpoint, build, caller, in_page=True), browser_id
+        ):
             yield outputs
 
     async def generate(

@@ -2,8 +2,9 @@
 
 Gradio downloads a file input whose `path` is an http(s) URL on the server,
 before any handler runs. That would make this server fetch whatever address a
-visitor names (SSRF). The app takes image *files* only, so such calls are
-refused here with a sentence, and nothing is fetched.
+visitor names (SSRF). File inputs take files only, so such calls are refused
+here with a sentence, and nothing is fetched. (`/edit` takes URLs as text, in
+`image_urls`: fal fetches those, never this server; backend/urls.py.)
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # Event calls carry only JSON (files are uploaded separately): a small cap is plenty.
 _MAX_EVENT_BODY = 2 * 1024 * 1024
 REFUSAL = (
-    "Image URLs are not accepted: upload the image file itself "
-    "(with gradio_client, handle_file('local/path.png'))."
+    "Image URLs are not accepted as files: upload the image file itself "
+    "(with gradio_client, handle_file('local/path.png')), or give /edit its URL "
+    "in image_urls, for fal to fetch."
 )
 
 

@@ -296,43 +296,61 @@ def history_panel(
         load_parameters, load_file, [*restorable, load_status], api_visibility="private"
     )
 
-    # Any result (or history image) can start, or continue, a chain of edits.
-    def from_history(verb: Any) -> Any:
-        """`verb` on the selected run's own first image (the gallery shows thumbnails)."""
+    # Any result (or history image) can start, or continue, a chain of edits. The
+    # Edit tab gets the app's own copy (its canvas draws it); when the edit runs,
+    # a copy of a result on fal's media hosts is sent as its fal URL (edit_tab.py).
+    async def picked_from_record(record: Any, selected: int | None, browser_id: str) -> str | None:
+        """The app's copy of the result the user clicked (or the first) in a panel
+        whose gallery may show fal's URLs: found through the run's record, in this
+        browser's history, never from a URL the page sends."""
+        if not isinstance(record, dict) or not isinstance(record.get("request_id"), str):
+            return None
+        return await service.result_file(browser_id, record["request_id"], selected or 0)
 
-        async def handler(
-            browser_id: str, run_id: str, everyone: bool, references: list[Any] | None
-        ) -> tuple[Any, Any]:
-            whose = None if everyone and service.all_runs_allowed() else browser_id
-            entry = await service.history_entry(whose, run_id)
-            chosen = [entry.image_paths[0]] if entry and entry.image_paths else None
-            return verb(chosen, 0, references)  # type: ignore[no-any-return]
+    async def picked_in_gallery(gallery: Any, selected: int | None) -> str | None:
+        return picked(gallery, selected)
 
-        return handler
+    async def picked_from_history(browser_id: str, run_id: str, everyone: bool) -> str | None:
+        """The selected run's own first image (the History gallery shows thumbnails)."""
+        whose = None if everyone and service.all_runs_allowed() else browser_id
+        entry = await service.history_entry(whose, run_id)
+        return entry.image_paths[0] if entry and entry.image_paths else None
 
-    for button, verb in ((history_send, send_to_edit), (history_add, add_as_reference)):
-        button.click(
-            from_history(verb),
-            [browser_id, selected_run, filters.everyone, references],
-            [references, tabs],
-            api_visibility="private",
-        )
-    sources = [(p.gallery, p.selected, p.send_to_edit, p.add_reference) for p in results]
-    for gallery, chosen, send, add in sources:
-        for button, verb in ((send, send_to_edit), (add, add_as_reference)):
-            button.click(
-                verb,
-                [gallery, chosen, references],
-                [references, tabs],
-                api_visibility="private",
+    def wire(send: gr.Button, add: gr.Button, pick: Any, sources: list[Any]) -> None:
+        """Send to edit / Add as reference for the image `await pick(*sources)` names."""
+
+        async def sent(*values: Any) -> tuple[Any, Any]:
+            return send_to_edit(await pick(*values[:-1]), values[-1])
+
+        async def added(*values: Any) -> tuple[Any, Any]:
+            return add_as_reference(await pick(*values[:-1]), values[-1])
+
+        for button, verb in ((send, sent), (add, added)):
+            button.click(verb, [*sources, references], [references, tabs], api_visibility="private")
+
+    for panel in results:
+        # The Generate and Edit panels show fal's URLs (their record says which run);
+        # Compare's shows the app's files, read from the gallery as before.
+        if panel.one_hop:
+            sources = [panel.record, panel.selected, browser_id]
+            wire(panel.send_to_edit, panel.add_reference, picked_from_record, sources)
+        else:
+            wire(
+                panel.send_to_edit,
+                panel.add_reference,
+                picked_in_gallery,
+                [panel.gallery, panel.selected],
             )
+    wire(
+        history_send,
+        history_add,
+        picked_from_history,
+        [browser_id, selected_run, filters.everyone],
+    )
 
 
-def send_to_edit(
-    results: list[Any] | None, selected: int | None, references: list[Any] | None
-) -> tuple[Any, Any]:
+def send_to_edit(chosen: str | None, references: list[Any] | None) -> tuple[Any, Any]:
     """A result becomes the main image of the Edit tab (the others stay as references)."""
-    chosen = picked(results, selected)
     if chosen is None:
         gr.Warning("There is no result to send yet.")
         return gr.skip(), gr.skip()
@@ -340,11 +358,8 @@ def send_to_edit(
     return [chosen, *rest][:MAX_REFERENCE_IMAGES], gr.Tabs(selected="edit")
 
 
-def add_as_reference(
-    results: list[Any] | None, selected: int | None, references: list[Any] | None
-) -> tuple[Any, Any]:
+def add_as_reference(chosen: str | None, references: list[Any] | None) -> tuple[Any, Any]:
     """A result joins the Edit tab's references, after the others."""
-    chosen = picked(results, selected)
     if chosen is None:
         gr.Warning("There is no result to add yet.")
         return gr.skip(), gr.skip()

@@ -16,14 +16,10 @@ from ui.generate_tab import generate_tab
 from ui.guards import RefuseRemoteFiles
 from ui.history_panel import history_filters, history_gallery, history_panel, history_view
 from ui.runs import caller_of, wire_resume
+from ui.theme import CSS, PAGE_JS, theme
 
 TITLE = "GPT Image 1.5 Studio"
 
-_CSS = """
-.status { min-height: 2.5em; }
-.status pre { max-height: 9em; overflow-y: auto; font-size: 0.85em; }
-footer { display: none !important; }
-"""
 _GET_A_KEY = "(get one at [fal.ai/dashboard/keys](https://fal.ai/dashboard/keys))"
 
 
@@ -199,8 +195,9 @@ def launch_options(service: RunService) -> dict[str, Any]:
     """
     settings = service.settings
     return {
-        "theme": gr.themes.Soft(),
-        "css": _CSS,
+        "theme": theme(),
+        "css": CSS,
+        "js": PAGE_JS,
         # The kept copies of past runs are shown from where they are kept.
         "allowed_paths": [
             str(settings.results_dir),

@@ -17,9 +17,11 @@ from typing import Any
 import gradio as gr
 
 from backend.endpoints import Endpoint
+from backend.schema import GenerationResult
 from backend.service import (
     Caller,
     Cancelled,
+    Fetching,
     Finished,
     InternalError,
     Progress,
@@ -69,18 +71,42 @@ def caller_of(
 
 
 async def run_outputs(
-    service: RunService, endpoint: Endpoint, build: Build, caller: Caller
+    service: RunService,
+    endpoint: Endpoint,
+    build: Build,
+    caller: Caller,
+    *,
+    in_page: bool = False,
+    finished: list[GenerationResult] | None = None,
 ) -> AsyncIterator[Outputs]:
     """Status lines as the run goes, then (images, record, sentence).
+
+    `in_page`: results hosted on fal's media hosts are shown from there (the
+    browser fetches them in one hop), as soon as fal has them. For the API the
+    images stay the app's own files: gradio_client downloads every file output
+    through this server, which does not serve other hosts' URLs. API callers find
+    fal's URLs in the record.
+
+    `finished`, if given, receives the run's result: a page handler that adds
+    extras (the Edit tab's composite) reads the app's own copies from it.
 
     A failure yields its sentence, then raises StudioError. A bug of ours is
     logged with its traceback and said as such, never passed off as fal's.
     """
-    async for outputs in shown(service.run(endpoint, build, caller), endpoint.tab):
+    events = service.run(endpoint, build, caller)
+    cdn = service.settings.fal_cdn_url
+    async for outputs in shown(events, endpoint.tab, cdn, in_page=in_page, finished=finished):
         yield outputs
 
 
-async def shown(events: AsyncIterator[Progress], tab: str) -> AsyncIterator[Outputs]:
+async def shown(
+    events: AsyncIterator[Progress],
+    tab: str,
+    cdn: str | None,
+    *,
+    in_page: bool = False,
+    finished: list[GenerationResult] | None = None,
+) -> AsyncIterator[Outputs]:
     """A run's events as the result panel shows them (see `run_outputs`)."""
     last_sent = 0.0
     try:
@@ -90,9 +116,21 @@ async def shown(events: AsyncIterator[Progress], tab: str) -> AsyncIterator[Outp
             async for event in events:
                 if isinstance(event, Finished):
                     result = event.result
-                    gallery = [(image.path, image.caption()) for image in result.images]
+                    if finished is not None:
+                        finished.append(result)
+                    gallery = [
+                        (image.shown_at(cdn) if in_page else image.path, image.caption())
+                        for image in result.images
+                    ]
                     yield gallery, result.record(), describe_result(result)
                     return
+                if in_page and isinstance(event, Fetching) and event.shown:
+                    # Results in one hop: the browser fetches them from fal's CDN now,
+                    # while the app downloads its own copies.
+                    last_sent = time.monotonic()
+                    first_look = [(image.url, image.caption) for image in event.shown]
+                    yield first_look, None, describe_progress(event)
+                    continue
                 now = time.monotonic()
                 if now - last_sent >= _STATUS_EVERY_S or isinstance(event, Waiting):
                     last_sent = now
@@ -129,7 +167,8 @@ def wire_resume(demo: gr.Blocks, service: RunService, tab: str, panel: Any, shar
         yield *CLEARED, f"⏳ Still running from before: {live.prompt[:80]}", *unchanged
         events = service.follow(live.run_id, request.session_hash)
         try:
-            async for outputs in shown(events, tab):
+            cdn = service.settings.fal_cdn_url
+            async for outputs in shown(events, tab, cdn, in_page=True):
                 yield *outputs, *unchanged
         except StudioError:
             pass

@@ -13,7 +13,9 @@ Where an attached fault fires:
 - `hang(where)` answers nothing at all there, until `reset()`.
 - `where="submit"` faults answer the submit/run POST itself (the submission is
   recorded with state "REJECTED" and never runs).
-- `where="status"` faults answer that request's status polls.
+- `where="status"` faults answer that request's status polls and status streams.
+- `where="stream"` faults answer its status stream (`stream_refused`: 404;
+  `stream_breaks`: a few events, then the connection drops).
 - `where="result"` faults answer its result fetch (for a direct run: the POST).
 - Outcome faults (`complete_with_error`, `content_policy`, `no_images`,
   `broken_image_urls`, `stalled_image_urls`) and timing faults (`never_finish`,
@@ -35,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Where = Literal["submit", "status", "result", "upload"]
+Where = Literal["submit", "status", "stream", "result", "upload"]
 FaultKind = Literal[
     "http_error",
     "drop_connection",
@@ -50,6 +52,7 @@ FaultKind = Literal[
     "stalled_image_urls",
     "slow",
     "hang",
+    "stream_breaks",
 ]
 
 # Faults that replace one HTTP answer (at `where`) rather than change the run.
@@ -61,6 +64,7 @@ TRANSPORT_KINDS: frozenset[str] = frozenset(
         "fields_missing",
         "truncated_result",
         "hang",
+        "stream_breaks",
     }
 )
 CONTENT_POLICY_MESSAGE = (
@@ -80,6 +84,7 @@ class Fault:
     seconds: float = 0.0
     indexes: tuple[int, ...] = ()
     hits: int | None = None
+    after: int = 0  # stream_breaks: events sent before the connection drops
 
     @classmethod
     def http_error(
@@ -110,6 +115,18 @@ class Fault:
     def drop_connection(cls, where: Where, *, hits: int | None = None) -> Fault:
         """Close the socket without sending any response."""
         return cls("drop_connection", where=where, hits=hits)
+
+    @classmethod
+    def stream_refused(cls, *, hits: int | None = None) -> Fault:
+        """The status stream answers 404 (as for a request fal streams no status
+        for); status polls still work."""
+        return cls.http_error("stream", 404, "Not Found", hits=hits)
+
+    @classmethod
+    def stream_breaks(cls, *, after: int = 1, hits: int | None = None) -> Fault:
+        """The status stream sends `after` events, then its connection drops
+        (midway: before COMPLETED)."""
+        return cls("stream_breaks", where="stream", after=after, hits=hits)
 
     @classmethod
     def hang(cls, where: Where, *, hits: int | None = None) -> Fault:

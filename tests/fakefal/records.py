@@ -87,6 +87,7 @@ class Submission:
     _result_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     _fault_hits: int = field(default=0, repr=False)
     _cancel_event: asyncio.Event | None = field(default=None, repr=False)
+    _changed: asyncio.Event | None = field(default=None, repr=False)  # set on each change
 
     @property
     def blocking_errors(self) -> list[dict[str, Any]]:

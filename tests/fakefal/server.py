@@ -2,7 +2,8 @@
 
 It speaks real HTTPS on loopback so the real `fal_client` can talk to it:
 
-- the QUEUE port plays `queue.fal.run` (submit, status, result, cancel);
+- the QUEUE port plays `queue.fal.run` (submit, status, the status stream, result,
+  cancel);
 - the MAIN port plays `fal.run` (direct runs), `rest.fal.ai` (storage tokens and
   uploads) and `v3.fal.media` (uploads and file downloads); their paths don't clash.
 
@@ -58,8 +59,10 @@ TRANSPORT_KEY = "fakefal.transport"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
 _REQUEST_PATH = re.compile(
-    re.escape(APP_PATH) + r"/requests/(?P<rid>[^/]+)(?P<op>/status|/cancel)?"
+    re.escape(APP_PATH) + r"/requests/(?P<rid>[^/]+)(?P<op>/status/stream|/status|/cancel)?"
 )
+# fal's docs: "The server sends a comment line every 15 seconds to keep the connection open."
+STREAM_HEARTBEAT_S = 15.0
 _STORAGE_BLOB = re.compile(r"/storage/upload/blob/(?P<bid>[0-9a-f]+)")
 
 
@@ -93,7 +96,18 @@ class _Hang:
     generation: int
 
 
-_Action = _Reply | _Drop | _Truncate | _Hang
+@dataclass(frozen=True)
+class _Stream:
+    """A status stream (server-sent events) for `sub`, kept open until COMPLETED.
+
+    `break_after`: drop the connection after that many events (a fault)."""
+
+    sub: Submission
+    with_logs: bool
+    break_after: int | None = None
+
+
+_Action = _Reply | _Drop | _Truncate | _Hang | _Stream
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,20 @@ def _bind(port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _notify(sub: Submission) -> None:
+    """Wake whoever streams `sub`'s status (on the fake's loop)."""
+    changed = sub._changed
+    if changed is not None:
+        sub._changed = asyncio.Event()
+        changed.set()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client has gone (its body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -279,6 +307,8 @@ class FakeFal:
         # Give up queued requests at their X-Fal-Request-Timeout, as fal does; a
         # test turns it off to see the app's own queue timeout at work.
         self.honour_request_timeout = True
+        # How often a status stream says it is alive while nothing changes.
+        self.stream_heartbeat_s = STREAM_HEARTBEAT_S
         self._defaults = (accepted_keys, latency, queue_time)
 
         # Bind now, so the hosts are known (and can go into os.environ) before start().
@@ -468,6 +498,7 @@ class FakeFal:
         self._in_flight: set[str] = set()
         self._max_in_flight = 0
         self._internal_errors: list[str] = []
+        self._stream_events = 0
         self._gate: tuple[int, float] | None = None  # (requests in progress, deadline)
 
     def reset(self) -> None:
@@ -482,6 +513,7 @@ class FakeFal:
             self._generation += 1  # ends downloads of stalled files
             self.accepted_keys, self.latency, self.queue_time = self._defaults
             self.honour_request_timeout = True
+            self.stream_heartbeat_s = STREAM_HEARTBEAT_S
         loop = self._loop
         for sub in leftovers:
             event = sub._cancel_event
@@ -502,6 +534,12 @@ class FakeFal:
     def uploads(self) -> list[Upload]:
         with self._lock:
             return list(self._uploads)
+
+    @property
+    def stream_events(self) -> int:
+        """Status events sent on streams so far (heartbeats not counted)."""
+        with self._lock:
+            return self._stream_events
 
     @property
     def max_in_flight(self) -> int:
@@ -599,6 +637,8 @@ class FakeFal:
         status = (
             None
             if isinstance(action, _Drop | _Hang)
+            else 200
+            if isinstance(action, _Stream)
             else (action.reply.status if isinstance(action, _Truncate) else action.status)
         )
         record = RecordedHTTP(
@@ -616,6 +656,12 @@ class FakeFal:
         if isinstance(action, _Hang):
             await self._stall(action.generation)
             action = _Drop()
+        if isinstance(action, _Stream):
+            try:
+                await self._serve_stream(action, send, receive, transport)
+            except Exception:
+                self._note_internal_error()
+            return
         await _deliver(action, send, transport, head_only=request.method == "HEAD")
 
     def _role(self, scope: Scope) -> Role:
@@ -673,7 +719,7 @@ class FakeFal:
     def _queue_request_op(self, request: _Request, request_id: str, op: str | None) -> _Action:
         with self._lock:
             sub = self._by_id.get(request_id)
-        expected = {None: "GET", "/status": "GET", "/cancel": "PUT"}[op]
+        expected = {None: "GET", "/status": "GET", "/status/stream": "GET", "/cancel": "PUT"}[op]
         if request.method != expected:
             return _error_reply(405, "Method Not Allowed")
         if sub is None:
@@ -682,6 +728,8 @@ class FakeFal:
             return _error_reply(404, f"Request {request_id!r} not found")
         if op == "/status":
             return self._status(request, sub)
+        if op == "/status/stream":
+            return self._stream(request, sub)
         if op == "/cancel":
             return self._cancel(sub)
         return self._result(sub)
@@ -710,12 +758,93 @@ class FakeFal:
         if self._fault_fires(sub, "status"):
             return self._fault_action(sub)
         with_logs = request.query.get("logs", "").lower() in ("1", "true")
+        return _json(200, self._status_payload(sub, sub.logs if with_logs else None))
+
+    def _stream(self, request: _Request, sub: Submission) -> _Action:
+        """`GET {status_url}/stream`: the status as server-sent events (`_serve_stream`)."""
+        fault = sub.fault
+        break_after = None
+        # A "status" fault answers however the status is asked for: polls and streams.
+        if self._fault_fires(sub, "stream") or self._fault_fires(sub, "status"):
+            assert fault is not None
+            if fault.kind != "stream_breaks":
+                return self._fault_action(sub)
+            break_after = fault.after
+        with_logs = request.query.get("logs", "").lower() in ("1", "true")
+        return _Stream(sub, with_logs, break_after)
+
+    async def _serve_stream(
+        self, stream: _Stream, send: Send, receive: Receive, transport: asyncio.Transport | None
+    ) -> None:
+        """Server-sent events as fal sends them: `text/event-stream`, chunked (no
+        Content-Length), one `data:` status object per change whose `logs` are the
+        lines new since the last event, a `:` comment every `stream_heartbeat_s`
+        while nothing changes, and the end of the stream after COMPLETED."""
+        sub = stream.sub
+        headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"connection", b"keep-alive"),
+            (b"x-accel-buffering", b"no"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        gone = asyncio.ensure_future(_disconnected(receive))
+        with self._lock:
+            generation = self._generation
+        sent_logs = 0
+        shown: tuple[Any, ...] | None = None
+        events = 0
+        try:
+            while not gone.done():
+                changed = sub._changed
+                seen = (sub.state, sub.queue_position, len(sub.logs))
+                if seen != shown:
+                    shown = seen
+                    new_logs = sub.logs[sent_logs:]
+                    sent_logs += len(new_logs)
+                    payload = self._status_payload(sub, new_logs if stream.with_logs else None)
+                    chunk = b"data: " + json.dumps(payload).encode() + b"\n\n"
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    events += 1
+                    with self._lock:
+                        self._stream_events += 1
+                    if sub.state == "COMPLETED":
+                        break
+                    if stream.break_after is not None and events >= stream.break_after:
+                        if transport is None:
+                            raise RuntimeError("cannot break a stream without its transport")
+                        transport.abort()
+                        await asyncio.sleep(0.05)  # uvicorn sees it gone before we return
+                        return
+                if changed is None:
+                    break
+                with self._lock:
+                    if self._generation != generation:
+                        break  # reset(): end what is left
+                woken = asyncio.ensure_future(changed.wait())
+                try:
+                    await asyncio.wait(
+                        {woken, gone},
+                        timeout=self.stream_heartbeat_s,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    woken.cancel()
+                if not changed.is_set() and not gone.done():
+                    heartbeat = b": heartbeat\n\n"
+                    await send({"type": "http.response.body", "body": heartbeat, "more_body": True})
+            if not gone.done():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            gone.cancel()
+
+    def _status_payload(self, sub: Submission, logs: list[dict[str, Any]] | None) -> dict[str, Any]:
         payload: dict[str, Any] = {"status": sub.state, **self._urls(sub)}
         if sub.state == "IN_QUEUE":
             payload["queue_position"] = sub.queue_position
-            return _json(200, payload)
+            return payload
         # fal_client indexes data["logs"]: the key must be there, null if not asked.
-        payload["logs"] = list(sub.logs) if with_logs else None
+        payload["logs"] = list(logs) if logs is not None else None
         if sub.state == "COMPLETED":
             started = sub.started_at or sub.submitted_at
             payload["metrics"] = {
@@ -724,7 +853,7 @@ class FakeFal:
             if sub.error is not None:
                 payload["error"] = sub.error
                 payload["error_type"] = sub.error_type
-        return _json(200, payload)
+        return payload
 
     def _result(self, sub: Submission) -> _Action:
         if self._fault_fires(sub, "result"):
@@ -800,6 +929,7 @@ class FakeFal:
             start_timeout=_seconds_header(request.headers.get("x-fal-request-timeout")),
         )
         sub._cancel_event = asyncio.Event()
+        sub._changed = asyncio.Event()
         prompt = arguments.get("prompt") if isinstance(arguments, dict) else None
         with self._lock:
             matched = self._prompt_faults.get(prompt) if isinstance(prompt, str) else None
@@ -948,6 +1078,7 @@ class FakeFal:
     async def _wait_in_queue(self, sub: Submission, queue_time: float) -> bool:
         for position in range(QUEUE_STEPS - 1, -1, -1):
             sub.queue_position = position
+            _notify(sub)
             if await self._sleep_or_cancelled(sub, queue_time / QUEUE_STEPS):
                 return True
         return False
@@ -985,6 +1116,7 @@ class FakeFal:
     def _begin(self, sub: Submission) -> None:
         sub.started_at = time.time()
         sub.state = "IN_PROGRESS"
+        _notify(sub)
         with self._lock:
             self._in_flight.add(sub.request_id)
             self._max_in_flight = max(self._max_in_flight, len(self._in_flight))
@@ -994,6 +1126,7 @@ class FakeFal:
         sub.logs.append(
             {"message": message, "level": "INFO", "source": "user", "timestamp": _now_iso()}
         )
+        _notify(sub)
 
     def _complete(
         self,
@@ -1015,6 +1148,7 @@ class FakeFal:
             sub.started_at = sub.finished_at
         self._log(sub, "Request completed" if error is None else f"Request failed: {error}")
         sub.state = "COMPLETED"  # last, so whoever sees COMPLETED sees everything
+        _notify(sub)
 
     def _complete_cancelled(self, sub: Submission) -> None:
         self._complete(
