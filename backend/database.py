@@ -64,6 +64,7 @@ MIGRATIONS: Sequence[str] = (
         number INTEGER NOT NULL,
         path TEXT NOT NULL,           -- the kept copy
         fal_url TEXT,
+        download_path TEXT,           -- fal's file as downloaded, byte for byte (temporary)
         PRIMARY KEY (run_id, number)
     );
     -- values the app makes once and keeps (the secret of the browser's history id)

@@ -48,6 +48,9 @@ UNFINISHED: tuple[Status, ...] = ("running", "saving")
 class HistoryFile:
     path: str  # the kept copy on this machine
     fal_url: str | None  # where fal served it (None for inline results and the demo)
+    # fal's file as downloaded, byte for byte, in Gradio's upload folder (temporary:
+    # it may be gone after a restart; the kept copy lasts)
+    download: str | None = None
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ class History:
         else:
             paths = planned_outputs(result, kept, run_id[:8])
         files = [
-            (number, str(path), image.source_url)
+            (number, str(path), image.source_url, image.path)
             for number, (path, image) in enumerate(zip(paths, result.images, strict=True))
         ]
         timings = result.timings
@@ -198,7 +201,8 @@ class History:
             )
             connection.execute("DELETE FROM run_files WHERE run_id = ?", (run_id,))
             connection.executemany(
-                "INSERT INTO run_files (run_id, number, path, fal_url) VALUES (?, ?, ?, ?)",
+                "INSERT INTO run_files (run_id, number, path, fal_url, download_path)"
+                " VALUES (?, ?, ?, ?, ?)",
                 [(run_id, *row) for row in files],
             )
 
@@ -273,11 +277,15 @@ class History:
 
         def read(connection: sqlite3.Connection) -> str | None:
             row = connection.execute(
-                "SELECT f.path FROM run_files f JOIN runs r ON r.id = f.run_id"
+                "SELECT f.path, f.download_path FROM run_files f JOIN runs r ON r.id = f.run_id"
                 " WHERE r.browser_id = ? AND r.request_id = ? AND f.number = ?",
                 (browser_id, request_id, index),
             ).fetchone()
-            return str(row[0]) if row else None
+            if row is None:
+                return None
+            # fal's file byte for byte while it is there (in Gradio's upload folder,
+            # served as it is), else the kept copy.
+            return str(row[1] if row[1] and Path(row[1]).is_file() else row[0])
 
         return await self._database.run(read)
 
@@ -290,8 +298,9 @@ class History:
             for path in wanted:
                 row = connection.execute(
                     "SELECT f.fal_url FROM run_files f JOIN runs r ON r.id = f.run_id"
-                    " WHERE r.browser_id = ? AND f.path = ? AND f.fal_url IS NOT NULL",
-                    (browser_id, path),
+                    " WHERE r.browser_id = ? AND (f.path = ? OR f.download_path = ?)"
+                    " AND f.fal_url IS NOT NULL",
+                    (browser_id, path, path),
                 ).fetchone()
                 if row:
                     found[path] = str(row[0])
@@ -412,9 +421,10 @@ def _read(connection: sqlite3.Connection, query: str, values: Sequence[Any]) -> 
         entries = []
         for row in rows:
             files = tuple(
-                HistoryFile(path, url)
-                for path, url in connection.execute(
-                    "SELECT path, fal_url FROM run_files WHERE run_id = ? ORDER BY number",
+                HistoryFile(path, url, download)
+                for path, url, download in connection.execute(
+                    "SELECT path, fal_url, download_path FROM run_files"
+                    " WHERE run_id = ? ORDER BY number",
                     (row["id"],),
                 )
             )

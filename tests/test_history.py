@@ -327,7 +327,13 @@ def test_a_result_file_and_its_fal_url_are_found_for_its_own_browser_only(store,
     images = [downloaded(tmp_path / "r", "x-1.png"), downloaded(tmp_path / "r", "x-2.png")]
     finished = run(store.finish(run_id, result(images, request_id="req-9")))
     kept = [file.path for file in finished.files]
+    # fal's own file while it is there (byte for byte), else the kept copy.
+    assert run(store.file_of("browser-a", "req-9", 1)) == images[1].path
+    Path(images[1].path).unlink()
     assert run(store.file_of("browser-a", "req-9", 1)) == kept[1]
+    assert run(store.fal_urls("browser-a", [images[0].path])) == {
+        images[0].path: "https://fal.media/x-1.png"
+    }
     assert run(store.file_of("browser-b", "req-9", 1)) is None
     assert run(store.file_of("browser-a", "req-9", 2)) is None
     found = run(store.fal_urls("browser-a", [kept[0], "/elsewhere.png"]))
