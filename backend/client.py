@@ -19,6 +19,7 @@ import logging
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -51,6 +52,17 @@ from backend.results import fetch_images, shown_from_fal
 from backend.schema import EditRequest, GenerationResult, TextToImageRequest, Timings
 from backend.settings import Settings
 
+
+@dataclass(frozen=True)
+class Resumed:
+    """A request fal already has (a run a restart interrupted): its result is
+    followed and fetched, and nothing is sent again."""
+
+    endpoint: str
+    request_id: str
+    arguments: dict[str, Any]
+
+
 # The progress types moved to backend.progress; importing them from here still works.
 __all__ = [
     "Fetching",
@@ -59,6 +71,7 @@ __all__ = [
     "Job",
     "Progress",
     "Queued",
+    "Resumed",
     "Running",
     "Submitted",
     "Uploading",
@@ -118,14 +131,18 @@ class ImageClient:
                 return event.result
         raise ResultUnavailable()  # pragma: no cover - stream always finishes or raises
 
-    async def stream(self, job: Job, key: KeyChoice) -> AsyncIterator[Progress]:
+    async def stream(self, job: Job | Resumed, key: KeyChoice) -> AsyncIterator[Progress]:
         started = time.monotonic()
         deadline = started + self._settings.request_timeout_s
         submission: fal.Submission | None = None
         completed = False  # once fal says COMPLETED there is nothing left to cancel
         try:
             client = self._fal.for_key(key.key)
-            if isinstance(job, EditDraft):
+            if isinstance(job, Resumed):
+                # Already at fal (a run interrupted by a restart): followed, not sent again.
+                submission = await client.resume(job.endpoint, job.request_id)
+                arguments, endpoint = job.arguments, job.endpoint
+            elif isinstance(job, EditDraft):
                 limits = {
                     "inline_limit": self._settings.inline_limit_bytes,
                     "inline_budget": self._settings.inline_budget_bytes,
@@ -136,18 +153,20 @@ class ImageClient:
                 request: Request = await _within(deadline, send_inputs(client, job, **limits))
             else:
                 request = job
-            arguments = request.to_arguments()
-            endpoint = request.endpoint
-            # fal drops the request itself if it has not started by the queue timeout,
-            # even if this process is gone by then.
-            submitting = client.submit(
-                endpoint, arguments, start_timeout=self._settings.queue_timeout_s
-            )
-            # No watchdog here: with that header sent, fal_client does not retry a
-            # submit that timed out (its _should_retry), so one attempt's timeout
-            # (call_timeout_s) is the whole wait, while its retries of answers (a
-            # 429 storm) still end in their own sentence.
-            submission = await _within(deadline, submitting)
+            if not isinstance(job, Resumed):
+                arguments = request.to_arguments()
+                endpoint = request.endpoint
+                # fal drops the request itself if it has not started by the queue
+                # timeout, even if this process is gone by then.
+                submitting = client.submit(
+                    endpoint, arguments, start_timeout=self._settings.queue_timeout_s
+                )
+                # No watchdog here: with that header sent, fal_client does not retry a
+                # submit that timed out (its _should_retry), so one attempt's timeout
+                # (call_timeout_s) is the whole wait, while its retries of answers (a
+                # 429 storm) still end in their own sentence.
+                submission = await _within(deadline, submitting)
+            assert submission is not None
             request_id = submission.request_id
             log.info("submitted %s request %s (%s)", endpoint, request_id, key.source)
             yield Submitted(request_id, time.monotonic() - started)

@@ -10,6 +10,7 @@ waits on the disk.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -35,6 +36,40 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX host_key_spend_by_day ON host_key_spend (visitor, day);
     """,
+    # 2: every run and its kept files (backend/history.py)
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        browser_id TEXT NOT NULL,     -- '' for API callers
+        batch_id TEXT,                -- the batch it belongs to, if any
+        tab TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        parameters TEXT NOT NULL,     -- JSON: the controls' values (no images, no key)
+        key_source TEXT NOT NULL,     -- whose key ("your key", "the host's key", "demo")
+        request_id TEXT,              -- fal's, once it took the request
+        cost_usd REAL NOT NULL,       -- the estimate
+        demo INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,         -- running, saving, finished, failed, stopped, interrupted
+        error TEXT,
+        seconds REAL,
+        timings TEXT,                 -- JSON
+        created REAL NOT NULL,        -- Unix time
+        ended REAL
+    );
+    CREATE INDEX runs_by_browser ON runs (browser_id, created);
+    CREATE INDEX runs_by_status ON runs (status);
+    CREATE TABLE run_files (
+        run_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        path TEXT NOT NULL,           -- the kept copy
+        fal_url TEXT,
+        download_path TEXT,           -- fal's file as downloaded, byte for byte (temporary)
+        PRIMARY KEY (run_id, number)
+    );
+    -- values the app makes once and keeps (the secret of the browser's history id)
+    CREATE TABLE app_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 )
 
 
@@ -59,6 +94,24 @@ class Database:
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work(connection)` in a worker thread, as one transaction."""
         return await asyncio.to_thread(self._transaction, work)
+
+    def kept_secret(self, name: str) -> str:
+        """A random secret made the first time it is asked for, the same ever after."""
+
+        def read_or_make(connection: sqlite3.Connection) -> str:
+            connection.execute(
+                "INSERT OR IGNORE INTO app_state (name, value) VALUES (?, ?)",
+                (name, secrets.token_urlsafe(24)),
+            )
+            row = connection.execute("SELECT value FROM app_state WHERE name = ?", (name,))
+            return str(row.fetchone()[0])
+
+        return self._transaction(read_or_make)
+
+    def run_now(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(connection)` as one transaction, in this thread: for start-up only,
+        before the app serves anyone."""
+        return self._transaction(work)
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:

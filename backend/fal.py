@@ -135,6 +135,10 @@ class Client:
         )
         return Submission(handle)
 
+    async def resume(self, endpoint: str, request_id: str) -> Submission:
+        """A request fal already has (an interrupted run's), to follow to its result."""
+        return Submission(await self._fal.get_handle(endpoint, request_id))
+
     async def upload(self, data: bytes, content_type: str, file_name: str) -> str:
         """Upload to fal's storage (its CDN, or its REST storage if that fails); the URL."""
         url = await _answer("upload", self._fal.upload(data, content_type, file_name))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import struct
 import unicodedata
 import warnings
@@ -31,7 +30,7 @@ from typing import Any, get_origin
 from PIL import Image, UnidentifiedImageError
 
 from backend.endpoints import ENDPOINTS, Endpoint, Registry
-from backend.errors import InvalidInput, StudioError
+from backend.errors import InvalidInput
 from backend.formats import format_for_mime
 from backend.images import MAX_PIXELS
 from backend.schema import EDIT_ENDPOINT, GenerationResult
@@ -162,36 +161,41 @@ def _text_keyword(chunk: bytes) -> bytes | None:
 # --- saving ---------------------------------------------------------------------
 
 
-def save_outputs(
-    result: GenerationResult, outputs_dir: Path, *, now: datetime | None = None
+def planned_outputs(
+    result: GenerationResult, outputs_dir: Path, tag: str, *, now: datetime | None = None
 ) -> list[Path]:
-    """Copy each result image into `outputs_dir` under a readable, unique name.
-
-    A PNG gets the record embedded; JPEG and WebP are copied byte for byte with
-    the record beside them in `<file name>.json`. Returns the image paths.
-    """
+    """Where `write_outputs` will put each image: names made unique by `tag` (a run's
+    id), so they can be recorded before any file exists (backend/history.py)."""
     created = now or datetime.now(UTC)
-    metadata = build_metadata(result, now=created)
-    outputs_dir.mkdir(parents=True, exist_ok=True)
-    base = f"{created.astimezone():%Y-%m-%d_%H%M%S}_{_name_from_prompt(result)}"
+    base = f"{created.astimezone():%Y-%m-%d_%H%M%S}_{_name_from_prompt(result)}_{tag}"
     paths = []
     for number, image in enumerate(result.images, start=1):
-        data = Path(image.path).read_bytes()
-        record = {**metadata, "image_number": number}
         fmt = format_for_mime(image.content_type)
         extension = fmt.extension if fmt else Path(image.path).suffix.lstrip(".")
-        # Judged by the bytes, not the label: only a real PNG can take a chunk.
-        if data.startswith(_PNG_SIGNATURE):
-            tagged = embed_png_text(data, APP_TAG, json.dumps(record, ensure_ascii=False))
-            path = _claim(outputs_dir, f"{base}_{number}", extension or "png")
-            path.write_bytes(tagged)
-        else:
-            path = _claim(outputs_dir, f"{base}_{number}", extension or "bin", sidecar=True)
-            shutil.copyfile(image.path, path)
-            sidecar_text = json.dumps(record, ensure_ascii=False, indent=2) + "\n"
-            _sidecar(path).write_text(sidecar_text, encoding="utf-8")
-        paths.append(path)
+        paths.append(outputs_dir / f"{base}_{number}.{extension or 'bin'}")
     return paths
+
+
+def write_outputs(result: GenerationResult, paths: list[Path]) -> None:
+    """Write each image to its planned path with its record: a PNG gets it embedded;
+    a JPEG or WebP is copied byte for byte with the record beside it in
+    `<file name>.json`."""
+    metadata = build_metadata(result)
+    for number, (image, path) in enumerate(zip(result.images, paths, strict=True), start=1):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = Path(image.path).read_bytes()
+        record = {**metadata, "image_number": number}
+        if data.startswith(_PNG_SIGNATURE):
+            path.write_bytes(embed_png_text(data, APP_TAG, json.dumps(record, ensure_ascii=False)))
+        else:
+            path.write_bytes(data)
+            sidecar_text = json.dumps(record, ensure_ascii=False, indent=2) + "\n"
+            sidecar_of_output(path).write_text(sidecar_text, encoding="utf-8")
+
+
+def sidecar_of_output(path: Path) -> Path:
+    """The JSON record saved beside a JPEG or WebP output."""
+    return _sidecar(path)
 
 
 def _name_from_prompt(result: GenerationResult) -> str:
@@ -205,21 +209,6 @@ def _name_from_prompt(result: GenerationResult) -> str:
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
-
-
-def _claim(directory: Path, stem: str, extension: str, *, sidecar: bool = False) -> Path:
-    """A new file in `directory`, created empty so a concurrent save cannot take it too."""
-    for attempt in range(1, 1000):
-        suffix = "" if attempt == 1 else f"-{attempt}"
-        path = directory / f"{stem}{suffix}.{extension}"
-        if sidecar and _sidecar(path).exists():
-            continue
-        try:
-            path.open("xb").close()
-        except FileExistsError:
-            continue
-        return path
-    raise StudioError("Too many saved files share this name; choose another folder.")
 
 
 # --- reading back ----------------------------------------------------------------
@@ -263,6 +252,10 @@ def _parse_record(raw: bytes) -> dict[str, Any]:
         record = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InvalidInput(_NO_PARAMETERS) from None
+    if isinstance(record, dict) and isinstance(record.get("runs"), list) and record["runs"]:
+        # An export of several runs (backend/export.py): its first run.
+        first = record["runs"][0]
+        record = {"tag": record.get("tag"), **first} if isinstance(first, dict) else None
     if (
         not isinstance(record, dict)
         or record.get("tag") != APP_TAG

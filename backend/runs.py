@@ -6,6 +6,7 @@ that the run service itself holds only the run.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,8 +15,10 @@ from typing import Any, Literal, Protocol
 from PIL import Image
 
 from backend.client import Job
+from backend.edits import EditDraft
 from backend.endpoints import Endpoint
 from backend.errors import InvalidInput, StudioError
+from backend.history import NewRun
 from backend.keys import KeyChoice
 from backend.progress import Finished, Progress
 from backend.schema import GenerationResult, TextToImageRequest
@@ -40,6 +43,7 @@ class Caller:
     session: str | None = None  # the page's session, whose Stop button can end it
     browser_id: str = ""  # whose history it joins; "" records none (API callers)
     fal_key: str = field(default="", repr=False)  # their own key, as typed
+    batch_id: str | None = None  # the batch a run belongs to, if any
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,87 @@ class Comparison:
     @property
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started
+
+
+@dataclass(eq=False)
+class LiveRun:
+    """A run under way, in a task of its own (`RunService._drive`): its events kept
+    for whoever follows it (the page that started it, or the same browser's page
+    reopened), until it ends."""
+
+    run_id: str
+    tab: str
+    browser_id: str
+    job: Job
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # the Stop button's
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # ended, files kept
+    reached_fal: bool = False  # fal has the request: the run belongs to the browser
+    session: str | None = None  # the page following it, whose Stop button ends it
+    task: asyncio.Task[None] | None = None
+    error: BaseException | None = None
+    _events: list[Progress] = field(default_factory=list)
+    _news: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def prompt(self) -> str:
+        return job_prompt(self.job)
+
+    @property
+    def finished(self) -> bool:
+        """Its result was handed out (its files may still be being kept)."""
+        return bool(self._events) and isinstance(self._events[-1], Finished)
+
+    def publish(self, event: Progress) -> None:
+        self._events.append(event)
+        self._wake()
+
+    def end(self, error: BaseException | None) -> None:
+        self.error = error
+        self.done.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        # Everyone waiting on the old event wakes; the next wait is on a new one.
+        news, self._news = self._news, asyncio.Event()
+        news.set()
+
+    async def events(self) -> AsyncIterator[Progress]:
+        """Every event so far, then each as it comes; the run's error raised at its end."""
+        seen = 0
+        while True:
+            news = self._news
+            if seen < len(self._events):
+                batch, seen = self._events[seen:], len(self._events)
+                for event in batch:
+                    yield event
+                continue
+            if self.done.is_set():
+                if self.error is not None:
+                    raise self.error
+                return
+            await news.wait()
+
+
+def job_prompt(job: Job) -> str:
+    return (job.request if isinstance(job, EditDraft) else job).prompt
+
+
+def new_run(endpoint: Endpoint, job: Job, key: KeyChoice, caller: Caller, cost: float) -> NewRun:
+    """What history records of a run as it starts: the prompt and the controls'
+    values (no images, no key: only where the key came from)."""
+    request = job.request if isinstance(job, EditDraft) else job
+    values = request.model_dump()
+    return NewRun(
+        tab=endpoint.tab,
+        endpoint=endpoint.endpoint_id,
+        prompt=request.prompt,
+        parameters={name: values[name] for name in endpoint.parameter_names if name in values},
+        cost_usd=cost,
+        key_source=key.source,
+        browser_id=caller.browser_id,
+        batch_id=caller.batch_id,
+        demo=key.source == DEMO_KEY.source,
+    )
 
 
 def comparison_jobs(

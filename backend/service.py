@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -25,8 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from backend.agent_inputs import agent_images
+from backend.batch import (
+    EMPTY_BATCH,
+    Batch,
+    BatchItem,
+    batch_jobs,
+    failed,
+    read_prompt_file,
+    state_of,
+)
 from backend.budget import Allowance, Budget, Charge
-from backend.client import Job
+from backend.client import ImageClient, Job, Resumed
 from backend.database import Database
 from backend.edits import EditDraft, RemoteImage, draft_edit
 from backend.endpoints import ENDPOINTS, Endpoint, Registry
@@ -38,7 +49,8 @@ from backend.errors import (
     StudioError,
     waited_too_long,
 )
-from backend.history import HistoryEntry, HistoryStore, entry_from_result
+from backend.export import export_runs
+from backend.history import History, HistoryEntry, Status, Totals, thumbnail
 from backend.images import PreparedImage
 from backend.inputs import (
     canvas_background,
@@ -53,7 +65,7 @@ from backend.inputs import (
 from backend.keys import KeyChoice, choose_key, clean_user_key
 from backend.mask_lock import DEFAULT_SEAM, MAX_SEAM, KeptFiles, keep_unmasked_files
 from backend.masks import Mask, mask_from_editor, painted_anything
-from backend.metadata import parameters_for_ui, read_metadata, save_outputs
+from backend.metadata import parameters_for_ui, read_metadata
 from backend.pricing import UNKNOWN_INPUT_SIZE, CostEstimate, format_usd
 from backend.progress import (
     Fetching,
@@ -71,9 +83,12 @@ from backend.runs import (
     Comparison,
     ImageGenerator,
     KeyStatus,
+    LiveRun,
     MaskPreview,
     comparison_jobs,
     finished_result,
+    job_prompt,
+    new_run,
     whole_numbers,
 )
 from backend.scheduler import Scheduler
@@ -87,6 +102,7 @@ __all__ = [
     "DEFAULT_SEAM",
     "MAX_SEAM",
     "Allowance",
+    "Batch",
     "Caller",
     "Cancelled",
     "Comparison",
@@ -94,6 +110,7 @@ __all__ = [
     "EditDraft",
     "Fetching",
     "Finished",
+    "HistoryEntry",
     "ImageGenerator",
     "InternalError",
     "KeptFiles",
@@ -113,6 +130,9 @@ __all__ = [
 
 log = logging.getLogger("studio.runs")
 
+# A batch's table is updated at most this often (and whenever an item ends).
+_BATCH_EVERY_S = 0.5
+
 
 class RunService:
     """Runs jobs for callers, and answers the questions a form asks before one."""
@@ -124,17 +144,26 @@ class RunService:
         fal: ImageGenerator,
         demo: ImageGenerator,
         endpoints: Registry = ENDPOINTS,
-        history: HistoryStore | None = None,
     ) -> None:
         self.settings = settings
         self.endpoints = endpoints
         self._fal = fal
         self._demo = demo
-        self.history = history or HistoryStore()
         self.scheduler = Scheduler(settings.concurrency_limit, settings.max_waiting_per_visitor)
         self._proxies = TrustedProxies.of(settings.trusted_proxy_list)
-        database = Database(settings.data_folder) if settings.host_key_budget_usd else None
-        self.budget = Budget(database, settings.host_key_budget_usd)
+        self.database = Database(settings.data_folder)
+        self.budget = Budget(self.database, settings.host_key_budget_usd)
+        self.history = History(self.database, settings.kept_dir)
+        # A crash left these runs unfinished: say so, and keep their fal request id.
+        if interrupted := self.history.recover():
+            log.info(
+                "%d run(s) left unfinished by the last stop are marked interrupted", interrupted
+            )
+        # The browser's history id is kept encrypted in its local storage; with a
+        # secret made anew at each start (Gradio's default), a restart would lose it.
+        self.browser_id_secret = self.database.kept_secret("browser-id")
+        # The runs under way, each in its own task, by run id.
+        self._live: dict[str, LiveRun] = {}
         self._canvas_dir = settings.results_dir / "canvas"
         # The Stop button's signal for the run under way, by (page session, tab).
         self._stops: dict[tuple[str, str], asyncio.Event] = {}
@@ -276,47 +305,187 @@ class RunService:
         """Run the job `build` makes, for `caller`: progress events, then `Finished`.
 
         The key is chosen before the job is built (a missing key is the first thing
-        to say), the job is built before a slot is taken. A finished run is in the
-        caller's history before `Finished` is handed out, and its outputs are saved
-        while the caller shows it. Failures raise StudioError with their sentence.
+        to say), the job is built before a slot is taken. The run is recorded in
+        history before anything is sent, and runs in a task of its own (`LiveRun`)
+        that this generator follows. A page's run that reached fal belongs to its
+        browser: if the page goes away, the run goes on, lands in history, and a
+        reopened page can follow it again (`follow`). A run that had not reached
+        fal, or an API caller's, is cancelled with its caller. Failures raise
+        StudioError with their sentence.
         """
         key = self._key_or_demo(caller.fal_key)
         job = await build()
+        live = await self._launch(endpoint, job, key, caller)
+        async with closing(self._follow(live, owner=caller)) as events:
+            async for event in events:
+                yield event
+
+    async def _launch(
+        self,
+        endpoint: Endpoint,
+        job: Job,
+        key: KeyChoice,
+        caller: Caller,
+        *,
+        stop_button: bool = True,
+    ) -> LiveRun:
+        """Charge the run (a budget on the host's key), record it, and start it in a
+        task of its own. `stop_button`: the page's Stop button in the tab ends it
+        (a batch has its own)."""
         generator = self._demo if key is DEMO_KEY else self._fal
-        charge = await self._charge(key, caller, self.cost(endpoint, job).total_usd)
+        cost = self.cost(endpoint, job).total_usd
+        charge = await self._charge(key, caller, cost)
+        try:
+            run_id = await self.history.start(new_run(endpoint, job, key, caller, cost))
+        except BaseException:
+            if charge is not None:
+                await asyncio.shield(self.budget.refund(charge))
+            raise
+        live = LiveRun(run_id, endpoint.tab, caller.browser_id, job, session=caller.session)
+        self._live[run_id] = live
+        if stop_button:
+            self._attach(live, caller.session)
+        live.task = asyncio.create_task(self._drive(live, generator, job, key, caller, charge))
+        return live
+
+    async def _drive(
+        self,
+        live: LiveRun,
+        generator: ImageGenerator,
+        job: Job,
+        key: KeyChoice,
+        caller: Caller,
+        charge: Charge | None,
+    ) -> None:
+        """The run itself, in its own task: events published to `live` for whoever
+        follows it; the outcome recorded in history."""
         ran = False  # fal started running it: a charge is kept even if it is stopped then
         finished = False
         try:
-            with self._stop_signal(caller, endpoint.tab) as stop:
-                events = until_stopped(self._in_turn(generator, job, key, caller.visitor), stop)
-                async with closing(events):
-                    async for event in events:
-                        ran = ran or isinstance(event, Running | Fetching | Finished)
-                        if not isinstance(event, Finished):
-                            yield event
-                            continue
+            events = until_stopped(self._in_turn(generator, job, key, caller.visitor), live.stop)
+            async with closing(events):
+                async for event in events:
+                    ran = ran or isinstance(event, Running | Fetching | Finished)
+                    if isinstance(event, Submitted):
+                        live.reached_fal = True
+                        await self.history.submitted(live.run_id, event.request_id)
+                    if isinstance(event, Finished):
                         finished = True
-                        saving = asyncio.ensure_future(self._save(event.result))
-                        if caller.browser_id:
-                            cost = self.cost(endpoint, job).total_usd
-                            entry = entry_from_result(
-                                event.result, endpoint.tab, cost, self.endpoints
-                            )
-                            self.history.add(caller.browser_id, entry)
-                        try:
-                            yield event
-                        finally:
-                            await saving
-                        return
-        except BaseException as exc:
-            # Failed, or stopped (or the caller gone) before fal ran it: nothing to pay
-            # for. Once fal ran it, a Stop or a closed tab keeps the charge; once it
-            # finished, so does everything (GeneratorExit: the caller is done with us).
-            failed = isinstance(exc, StudioError) and not isinstance(exc, Cancelled)
-            if charge is not None and not finished and (failed or not ran):
-                # Shielded: a closed connection must not cancel the refund itself.
+                        # Shown at once; the run ends once its files are kept.
+                        live.publish(event)
+                        await self._keep(live.run_id, event.result)
+                        break
+                    live.publish(event)
+        except asyncio.CancelledError:
+            # Its caller went away: before fal had the request, the run leaves no trace;
+            # after (an API caller's), it was cancelled at fal and says so. Once fal
+            # ran it, the charge is kept, as for Stop.
+            if live.reached_fal:
+                ending = self._ended(live.run_id, "stopped", Cancelled().message)
+            else:
+                ending = self.history.forget(live.run_id)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(ending)
+            if charge is not None and not finished and not ran:
                 await asyncio.shield(self.budget.refund(charge))
+            live.end(Cancelled("Stopped before anything was sent to fal."))
             raise
+        except StudioError as exc:
+            stopped = isinstance(exc, Cancelled)
+            if charge is not None and not finished and (not stopped or not ran):
+                await asyncio.shield(self.budget.refund(charge))
+            await self._ended(live.run_id, "stopped" if stopped else "failed", exc.message)
+            live.end(exc)
+            return
+        except Exception:
+            log.exception("a run failed on our side")
+            if charge is not None and not finished:
+                await asyncio.shield(self.budget.refund(charge))
+            await self._ended(live.run_id, "failed", InternalError().message)
+            live.end(InternalError())
+            return
+        finally:
+            self._live.pop(live.run_id, None)
+            self._detach(live)
+        live.end(None)
+
+    async def _keep(self, run_id: str, result: GenerationResult) -> None:
+        """The run's files kept and the run marked finished. A failure to keep the
+        files never fails the request: the images were shown anyway."""
+        try:
+            await self.history.finish(run_id, result)
+        except OSError as exc:
+            log.warning("could not keep the outputs of a run: %s", exc)
+            await self._ended(run_id, "failed", "The images could not be saved on the server.")
+
+    async def _ended(self, run_id: str, status: Status, error: str) -> None:
+        try:
+            await self.history.end(run_id, status, error)
+        except sqlite3.Error as exc:  # the run's own sentence matters more
+            log.warning("could not record the end of a run: %s", exc)
+
+    async def _follow(
+        self, live: LiveRun, *, owner: Caller | None = None
+    ) -> AsyncIterator[Progress]:
+        """`live`'s events as they come, ending with `Finished` (or its error raised).
+
+        The run's owner leaving early (its page closed) cancels the run only if fal
+        has not got it yet, or if there is no browser it could come back to."""
+        try:
+            async for event in live.events():
+                yield event
+                if isinstance(event, Finished):
+                    # The event ends once the copy is kept (its history entry complete).
+                    await asyncio.shield(live.done.wait())
+                    return
+        except (GeneratorExit, asyncio.CancelledError):
+            task = live.task
+            running = task is not None and not task.done()
+            if live.finished:
+                # The caller has its result and is done with us: the run still keeps
+                # its files, and the caller's event ends once they are kept (a History
+                # refresh after it then finds them).
+                await asyncio.shield(live.done.wait())
+            elif owner is not None and running and (not live.reached_fal or not owner.browser_id):
+                assert task is not None
+                task.cancel()
+                # Its slot and its place in line are free once the caller is done.
+                await asyncio.wait({task})
+            raise
+
+    def live_runs(self, browser_id: str, tab: str) -> list[LiveRun]:
+        """This browser's runs under way in `tab`, oldest first."""
+        if not browser_id:
+            return []
+        return [r for r in self._live.values() if r.browser_id == browser_id and r.tab == tab]
+
+    async def follow(self, run_id: str, session: str | None) -> AsyncIterator[Progress]:
+        """Follow a run under way from a reopened page, whose Stop button now ends it."""
+        live = self._live.get(run_id)
+        if live is None:
+            return
+        self._attach(live, session)
+        async with closing(self._follow(live)) as events:
+            async for event in events:
+                yield event
+
+    def _attach(self, live: LiveRun, session: str | None) -> None:
+        """The page `session`'s Stop button in the run's tab ends this run."""
+        if session is not None:
+            live.session = session
+            self._stops[(session, live.tab)] = live.stop
+
+    def page_closed(self, session: str | None) -> None:
+        """A page went away (closed, reloaded): its runs that fal has not got yet
+        (waiting for a slot, uploading) are dropped; the others go on, and belong
+        to the browser."""
+        for live in list(self._live.values()):
+            if live.session == session and not live.reached_fal and live.task is not None:
+                live.task.cancel()
+
+    def _detach(self, live: LiveRun) -> None:
+        for slot in [slot for slot, stop in self._stops.items() if stop is live.stop]:
+            del self._stops[slot]
 
     async def _in_turn(
         self, generator: ImageGenerator, job: Job, key: KeyChoice, visitor: str
@@ -376,7 +545,9 @@ class RunService:
         charge = await self._charge(key, caller, total)
         try:
             with self._stop_signal(caller, "compare") as stop:
-                race = self._race(generator, comparison, key, caller.visitor)
+                # Each setting is a run in history; together, one group.
+                grouped = dataclasses.replace(caller, batch_id=uuid.uuid4().hex)
+                race = self._race(generator, comparison, key, grouped)
                 async with closing(until_stopped(race, stop)) as states:
                     async for state in states:
                         yield state
@@ -386,18 +557,42 @@ class RunService:
             raise
 
     async def _race(
-        self, generator: ImageGenerator, comparison: Comparison, key: KeyChoice, visitor: str
+        self, generator: ImageGenerator, comparison: Comparison, key: KeyChoice, caller: Caller
     ) -> AsyncIterator[Comparison]:
+        endpoint = self.endpoints.text_to_image
+
         async def one(index: int) -> tuple[int, tuple[GenerationResult, float] | StudioError]:
-            async with self.scheduler.slot(visitor) as wait:
-                await wait.granted()
-                started = time.monotonic()
-                try:
-                    result = await finished_result(generator.stream(comparison.jobs[index], key))
-                except StudioError as exc:
-                    return index, exc
-            await self._save(result)
-            return index, (result, time.monotonic() - started)
+            job = comparison.jobs[index]
+            cost = self.cost(endpoint, job).total_usd
+            run_id = await self.history.start(new_run(endpoint, job, key, caller, cost))
+            sent = False
+            try:
+                async with self.scheduler.slot(caller.visitor) as wait:
+                    await wait.granted()
+                    started = time.monotonic()
+                    try:
+                        async with closing(generator.stream(job, key)) as events:
+                            async for event in events:
+                                if isinstance(event, Submitted):
+                                    sent = True
+                                    await self.history.submitted(run_id, event.request_id)
+                                if isinstance(event, Finished):
+                                    result = event.result
+                                    break
+                    except StudioError as exc:
+                        await self._ended(run_id, "failed", exc.message)
+                        return index, exc
+                await self._keep(run_id, result)
+                return index, (result, time.monotonic() - started)
+            except asyncio.CancelledError:
+                # Stop, or a closed tab: recorded as stopped if fal had it, else forgotten.
+                ending = (
+                    self._ended(run_id, "stopped", Cancelled().message)
+                    if sent
+                    else self.history.forget(run_id)
+                )
+                await asyncio.shield(ending)
+                raise
 
         pending = {asyncio.ensure_future(one(i)) for i in range(len(comparison.jobs))}
         try:
@@ -411,6 +606,96 @@ class RunService:
         finally:
             for task in pending:  # Stop, or a closed tab: cancel the rest at fal
                 task.cancel()
+
+    # -- batches -------------------------------------------------------------------
+
+    def batch_jobs(self, endpoint: Endpoint, text: str, values: Mapping[str, Any]) -> list[Job]:
+        """A batch's runs from its prompt list or CSV and the current parameters, each
+        checked before any is sent. Raises InvalidInput (an empty batch included)."""
+        base = {k: v for k, v in values.items() if k != "prompt"}
+        return batch_jobs(text, base, endpoint, max_items=self.settings.batch_max_prompts)
+
+    async def read_prompt_file(self, path: str) -> str:
+        """The text of an uploaded prompt list or CSV. Raises InvalidInput."""
+        return await asyncio.to_thread(read_prompt_file, path)
+
+    def estimate_batch(
+        self, endpoint: Endpoint, text: str, values: Mapping[str, Any]
+    ) -> tuple[int, float]:
+        """(how many runs, their total estimated cost). Raises InvalidInput."""
+        jobs = self.batch_jobs(endpoint, text, values)
+        return len(jobs), sum(self.cost(endpoint, job).total_usd for job in jobs)
+
+    async def batch(
+        self, endpoint: Endpoint, jobs: Sequence[Job], caller: Caller
+    ) -> AsyncIterator[Batch]:
+        """Run every job, at most `batch_concurrency` at once, each through the fair
+        scheduler as the caller's run (so a batch never starves other visitors) and
+        into history as one batch. Yields the batch as its items progress (at most
+        every `_BATCH_EVERY_S`), and once more at the end.
+
+        Stop (the "batch" tab's) cancels what has not finished, at fal too, and keeps
+        what has; the batch then ends normally, its stopped items saying so.
+        """
+        if not jobs:
+            raise InvalidInput(EMPTY_BATCH)
+        key = self._key_or_demo(caller.fal_key)
+        batch = Batch([BatchItem(i, job_prompt(job)) for i, job in enumerate(jobs)])
+        caller = dataclasses.replace(caller, batch_id=batch.batch_id)
+        room = asyncio.Semaphore(self.settings.batch_concurrency)
+        lives: dict[int, LiveRun] = {}
+
+        async def one(item: BatchItem) -> None:
+            async with room:
+                if batch.stopped:
+                    item.state = "stopped"
+                    return
+                try:
+                    live = await self._launch(
+                        endpoint, jobs[item.index], key, caller, stop_button=False
+                    )
+                except StudioError as exc:
+                    failed(item, exc, stopped=False)
+                    return
+                lives[item.index] = live
+                item.run_id = live.run_id
+                try:
+                    async with closing(self._follow(live, owner=caller)) as events:
+                        async for event in events:
+                            item.last = event
+                            if isinstance(event, Finished):
+                                item.result = event.result
+                            item.state = state_of(event)
+                except StudioError as exc:
+                    failed(item, exc, stopped=isinstance(exc, Cancelled))
+
+        tasks = {asyncio.ensure_future(one(item)) for item in batch.items}
+        with self._stop_signal(caller, "batch") as stop:
+            stopping = asyncio.ensure_future(stop.wait())
+            try:
+                yield batch
+                pending: set[asyncio.Future[Any]] = set(tasks)
+                while pending:
+                    done, pending = await asyncio.wait(
+                        pending | {stopping},
+                        timeout=_BATCH_EVERY_S,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    pending.discard(stopping)
+                    if stopping in done and not batch.stopped:
+                        batch.stopped = True
+                        for live in lives.values():
+                            live.stop.set()  # cancelled at fal; finished ones are kept
+                    yield batch
+            finally:
+                stopping.cancel()
+                for task in tasks:  # the caller went away: so do the runs not yet at fal
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        for item in batch.items:
+            if item.state == "waiting":
+                item.state = "stopped"
+        yield batch
 
     def comparison_jobs(
         self,
@@ -477,17 +762,6 @@ class RunService:
         if not self.budget.enabled or self.key_status(caller.fal_key).kind != "host":
             return None
         return await self.budget.allowance(caller.visitor)
-
-    async def _save(self, result: GenerationResult) -> None:
-        """Keep a copy with its parameters in the outputs folder, if the host wants one.
-
-        A failure to save never fails the request: the images are shown anyway."""
-        if self.settings.outputs_dir is None or result.key_source == DEMO_KEY.source:
-            return  # placeholders are not worth keeping
-        try:
-            await asyncio.to_thread(save_outputs, result, self.settings.outputs_dir)
-        except OSError as exc:
-            log.warning("could not save outputs to %s: %s", self.settings.outputs_dir, exc)
 
     # -- what a form asks before a run -------------------------------------------
 
@@ -558,32 +832,103 @@ class RunService:
         """A random id for a browser's history, kept across reloads."""
         return current or uuid.uuid4().hex
 
-    def history_of(self, browser_id: str) -> tuple[list[HistoryEntry], float]:
-        """This browser's runs with images, newest first, and what all its runs cost."""
-        if not browser_id:
-            return [], 0.0
-        entries = [e for e in self.history.entries(browser_id) if e.image_paths]
-        return entries, self.history.total_cost(browser_id)
+    def all_runs_allowed(self) -> bool:
+        """The "All runs" view (every browser's runs) is for a local app, never a Space."""
+        return not self.settings.space_id
 
-    def result_file(self, browser_id: str, request_id: str, index: int) -> str | None:
-        """The app's copy of image `index` of this browser's run `request_id`."""
-        for entry in self.history.entries(browser_id) if browser_id else []:
-            if entry.request_id == request_id:
-                paths = entry.image_paths
-                return paths[index] if 0 <= index < len(paths) else None
-        return None
+    async def history_of(
+        self, browser_id: str | None, *, search: str = "", tab: str = ""
+    ) -> tuple[list[HistoryEntry], Totals]:
+        """This browser's runs, newest first, filtered, and what its runs cost.
+        `None` reads every browser's runs (only where `all_runs_allowed`)."""
+        if browser_id is None and not self.all_runs_allowed():
+            browser_id = ""
+        if browser_id == "":
+            return [], Totals(0.0, 0.0, 0)
+        entries = await self.history.entries(browser_id, search=search, tab=tab)
+        return entries, await self.history.totals(browser_id)
 
-    def hosted_copies(self, browser_id: str, paths: Sequence[str]) -> dict[str, str]:
+    async def thumbnails(self, entries: Sequence[HistoryEntry]) -> list[str]:
+        """A small image for each entry's first image (the image itself if none can be
+        made), in Gradio's upload folder, where it is served as it is."""
+        folder = self.settings.results_dir / "thumbnails"
+
+        def make() -> list[str]:
+            return [thumbnail(e.image_paths[0], folder) or e.image_paths[0] for e in entries]
+
+        return await asyncio.to_thread(make)
+
+    async def result_file(self, browser_id: str, request_id: str, index: int) -> str | None:
+        """The kept copy of image `index` of this browser's run `request_id`; None for
+        another browser's run or an API caller."""
+        if not browser_id or index < 0:
+            return None
+        return await self.history.file_of(browser_id, request_id, index)
+
+    async def fal_urls_of(self, browser_id: str, paths: Sequence[str]) -> dict[str, str]:
+        """Of `paths`, this browser's kept result copies that fal served, with fal's URL
+        (what an edit can send instead of uploading the file again)."""
+        return await self.history.fal_urls(browser_id, paths) if browser_id else {}
+
+    async def history_entry(self, browser_id: str | None, run_id: str) -> HistoryEntry | None:
+        """One run of this browser (any browser's for None, where "All runs" is allowed)."""
+        if browser_id is None and not self.all_runs_allowed():
+            return None
+        return await self.history.get(browser_id, run_id) if run_id else None
+
+    async def delete_run(self, browser_id: str | None, run_id: str) -> bool:
+        """Delete one of this browser's runs (any browser's for None, where the
+        "All runs" view is allowed) with its kept images; False if there is none."""
+        if browser_id is None and not self.all_runs_allowed():
+            return False
+        return await self.history.delete(browser_id, run_id)
+
+    async def export_runs(self, browser_id: str | None, run_ids: Sequence[str]) -> Path:
+        """A zip of these runs of this browser (any browser's for None, where "All
+        runs" is allowed): their images and a JSON of their parameters. Raises
+        InvalidInput when none of them is there."""
+        if browser_id is None and not self.all_runs_allowed():
+            browser_id = ""
+        entries = [e for e in [await self.history.get(browser_id, i) for i in run_ids] if e]
+        if not entries:
+            raise InvalidInput("Choose the runs to export first, in the list above the button.")
+        return await asyncio.to_thread(export_runs, entries, self.settings.results_dir / "exports")
+
+    async def fetch_again(self, caller: Caller, run_id: str) -> HistoryEntry:
+        """An interrupted run's result, fetched from fal by its request id (nothing is
+        sent again), kept, and the run marked finished. Raises StudioError."""
+        whose = caller.browser_id if caller.browser_id or not self.all_runs_allowed() else None
+        entry = await self.history.get(whose, run_id) if run_id else None
+        if entry is None or not entry.can_fetch:
+            raise InvalidInput(
+                "This run has no result to fetch from fal: choose an interrupted run "
+                "in the History tab."
+            )
+        key = self._key_or_demo(caller.fal_key)
+        if key is DEMO_KEY or not isinstance(self._fal, ImageClient):
+            raise MissingKey("Fetching a result needs the fal key the run used: paste it above.")
+        job = Resumed(
+            entry.endpoint, entry.request_id, {"prompt": entry.prompt, **entry.parameters}
+        )
+        await self.history.end(run_id, "running")
+        try:
+            async with self.scheduler.slot(caller.visitor) as wait:
+                await wait.granted()
+                result = await finished_result(self._fal.stream(job, key))
+            kept = await self.history.finish(run_id, result)
+        except BaseException as exc:
+            message = exc.message if isinstance(exc, StudioError) else InternalError().message
+            await asyncio.shield(self.history.end(run_id, "interrupted", message))
+            raise
+        assert kept is not None
+        return kept
+
+    async def hosted_copies(self, browser_id: str, paths: Sequence[str]) -> dict[str, str]:
         """Of `paths`, the app's copies of this browser's results on fal's media hosts,
         each with its fal URL (what an edit sends instead of the file)."""
-        wanted = set(paths)
-        found: dict[str, str] = {}
         cdn = self.settings.fal_cdn_url
-        for entry in self.history.entries(browser_id) if browser_id else []:
-            for path, url in zip(entry.image_paths, entry.image_urls, strict=False):
-                if path in wanted and url and on_fal_media(url, cdn):
-                    found[path] = url
-        return found
+        known = await self.fal_urls_of(browser_id, paths)
+        return {path: url for path, url in known.items() if on_fal_media(url, cdn)}
 
     async def parameters_from_file(self, path: str) -> tuple[Endpoint, dict[str, Any]]:
         """The endpoint and the prompt and parameters saved in an image this app made."""

@@ -15,6 +15,7 @@ subclass: the loader would have to repeat or re-derive every field.)
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Mapping
@@ -48,6 +49,11 @@ def gradio_upload_folder() -> Path:
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
 
 
+@functools.cache
+def _process_data_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="gpt-image-studio-data-"))
+
+
 def default_data_dir(*, space: bool) -> Path:
     """./studio-data locally; on a Space, its persistent storage (/data) when it
     has some, else a temporary folder (gone at the next restart)."""
@@ -56,6 +62,10 @@ def default_data_dir(*, space: bool) -> Path:
     persistent = Path("/data")
     if persistent.is_dir() and os.access(persistent, os.W_OK):
         return persistent / "gpt-image-studio"
+    return _space_temporary_data()
+
+
+def _space_temporary_data() -> Path:
     return Path(tempfile.gettempdir()) / "gpt-image-studio-data"
 
 
@@ -113,7 +123,11 @@ class Settings(BaseSettings):
     host_key_budget_usd: float | None = Field(
         default=None, gt=0, validation_alias=ENV_PREFIX + "HOST_KEY_BUDGET_USD"
     )
-    # Where the app keeps its database (the budget's ledger).
+    # How many runs of one batch go at once (each still takes its turn in the fair
+    # scheduler), and how many prompts a batch may have.
+    batch_concurrency: int = Field(default=4, ge=1)
+    batch_max_prompts: int = Field(default=100, ge=1)
+    # Where the app keeps its database (history, the budget's ledger).
     data_dir: Path | None = None
     poll_interval_s: float = Field(
         default=0.1, ge=0.02, validation_alias=ENV_PREFIX + "POLL_INTERVAL"
@@ -159,8 +173,21 @@ class Settings(BaseSettings):
 
     @property
     def data_folder(self) -> Path:
-        """Where the database lives (a temporary folder when none was chosen)."""
-        return self.data_dir or Path(tempfile.gettempdir()) / "gpt-image-studio-data"
+        """Where the database lives: a temporary folder of this process when none was
+        chosen (settings built in code: tests, benchmarks), so two never share one."""
+        return self.data_dir or _process_data_folder()
+
+    @property
+    def data_is_temporary(self) -> bool:
+        """History will not outlast a restart: no folder was chosen, or a Space has
+        no persistent storage (default_data_dir)."""
+        return self.data_dir is None or self.data_dir == _space_temporary_data()
+
+    @property
+    def kept_dir(self) -> Path:
+        """Where each run's images are kept with their parameters: the outputs folder,
+        or, with none, a folder beside the database."""
+        return self.outputs_dir or self.data_folder / "images"
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -90,10 +90,13 @@ class RunningApp:
         return self.log_path.read_text(errors="replace")
 
 
-def start_app(tmp_dir: Path, script: Path = ROOT / "app.py", **env_overrides: str) -> RunningApp:
+def start_app(
+    tmp_dir: Path, script: Path = ROOT / "app.py", *, port: int | None = None, **env_overrides: str
+) -> RunningApp:
     """Launch `python app.py` (or another app `script`) as a user would, pointed at
-    the fake fal service."""
-    port = free_port()
+    the fake fal service. `port`: the same address again (a restart the browser
+    sees as the same site, with the same local storage)."""
+    port = port or free_port()
     env = {
         **os.environ,
         **FAKE.env(),

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.browser
 
 def open_history(page) -> None:
     if not page.is_visible("#history"):
-        page.get_by_text("History, and parameters from a saved image").click()
+        page.get_by_role("tab", name="History").click()
     page.wait_for_selector("#history")
 
 
@@ -53,7 +53,7 @@ def test_history_restores_a_runs_prompt_and_parameters_even_after_a_reload(
         )
         # low 1536x1024 $0.013 + high 1024x1024 $0.133, plus ~$0.0001 of prompt tokens.
         assert page.inner_text("#history-total").strip() == (
-            "2 runs in this browser · session total $0.15"
+            "2 runs in this browser · session total $0.15 · today $0.15"
         )
         thumbnails = page.locator("#history .thumbnail-item")
         assert thumbnails.count() == 2
@@ -78,6 +78,11 @@ def test_parameters_load_back_from_a_saved_image(browser, app_server, fake, tmp_
         choose(page, "t2i-background", "transparent")
         choose(page, "t2i-quality", "medium")
         generate(page, "a glass marble, studio light")
+        # The images are shown first, then kept with their parameters (the event ends
+        # once they are).
+        fake.wait_until(
+            lambda: len(set(outputs.glob("*.png")) - before) >= 1, 15, "the image to be kept"
+        )
         saved = sorted(set(outputs.glob("*.png")) - before)
         assert len(saved) == 1
         info = json.loads(Image.open(saved[0]).info["gpt-image-studio"])
@@ -115,7 +120,7 @@ def test_two_browsers_never_see_each_others_history(browser, app_server, fake):
                 "document.querySelector('#history-total')?.innerText.includes('in this browser')"
             )
             assert page.inner_text("#history-total").strip() == (
-                "1 run in this browser · session total $0.009"
+                "1 run in this browser · session total $0.009 · today $0.009"
             )
             thumbnails = page.locator("#history .thumbnail-item")
             assert thumbnails.count() == 1

@@ -45,3 +45,33 @@ def test_an_empty_comparison_is_explained(api, fake, qualities, sizes, phrase):
         api.predict(prompt="p", qualities=qualities, sizes=sizes, api_name="/compare")
     assert phrase in str(caught.value)
     assert fake.submissions == []
+
+
+def test_each_setting_is_a_run_in_history_grouped_as_one(api, app_server, fake):
+    import sqlite3
+
+    api.predict(
+        prompt="a compared origami crane",
+        qualities=["low", "medium"],
+        sizes=["1024x1024"],
+        api_name="/compare",
+    )
+    connection = sqlite3.connect(app_server.log_path.parent / "studio-data" / "studio.sqlite3")
+    try:
+        runs = connection.execute(
+            "SELECT id, status, request_id, batch_id, parameters FROM runs"
+            " WHERE prompt = 'a compared origami crane'"
+        ).fetchall()
+        files = {
+            run_id: connection.execute(
+                "SELECT path FROM run_files WHERE run_id = ?", (run_id,)
+            ).fetchall()
+            for run_id, *_ in runs
+        }
+    finally:
+        connection.close()
+    assert sorted(status for _, status, *_ in runs) == ["finished", "finished"]
+    assert {request_id for _, _, request_id, *_ in runs} == {s.request_id for s in fake.submissions}
+    assert len({batch_id for *_, batch_id, _ in runs}) == 1
+    assert all(len(paths) == 1 for paths in files.values())
+    assert '"quality": "medium"' in " ".join(parameters for *_, parameters in runs)

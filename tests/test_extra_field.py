@@ -91,11 +91,11 @@ def test_the_new_control_is_sent_saved_and_restored_from_history(
             "document.querySelector('#edit-status')?.innerText.includes('✅')", timeout=30_000
         )
 
-        # Back to the default, then restore the run from the History panel.
+        # Back to the default, then restore the run from the History tab.
         page.click("#edit-moderation input")
         page.get_by_role("option", name="auto", exact=True).click()
         assert page.input_value("#edit-moderation input") == "auto"
-        page.get_by_text("History, and parameters from a saved image").click()
+        page.get_by_role("tab", name="History").click()
         page.wait_for_selector("#history .thumbnail-item", timeout=15_000)
         # The tall Edit tab still settles its layout under the panel: a DOM click
         # is what the thumbnail's own handler receives either way.

@@ -22,8 +22,9 @@ from backend.metadata import (
     build_metadata,
     embed_png_text,
     parameters_for_ui,
+    planned_outputs,
     read_metadata,
-    save_outputs,
+    write_outputs,
 )
 from backend.schema import (
     EDIT_ENDPOINT,
@@ -243,7 +244,14 @@ def test_only_whole_pngs_take_text(data):
     assert "PNG" in info.value.message
 
 
-# --- save_outputs and read_metadata round trips --------------------------------------
+# --- kept outputs and read_metadata round trips ------------------------------------
+
+
+def save_outputs(result, folder: Path, *, now=None, tag: str = "0a1b2c3d") -> list[Path]:
+    """Where a run's images go (named before any file exists), then the files."""
+    paths = planned_outputs(result, folder, tag, now=now)
+    write_outputs(result, paths)
+    return paths
 
 
 @pytest.mark.parametrize("output_format", ["png", "jpeg", "webp"])
@@ -256,7 +264,8 @@ def test_saved_outputs_give_their_parameters_back(tmp_path, output_format):
     for number, (path, image) in enumerate(zip(paths, result.images, strict=True), start=1):
         assert path.parent == tmp_path / "outputs"
         assert re.fullmatch(
-            rf"\d{{4}}-\d\d-\d\d_\d{{6}}_a-red-fox-in-snow-watercolor_{number}\.\w+", path.name
+            rf"\d{{4}}-\d\d-\d\d_\d{{6}}_a-red-fox-in-snow-watercolor_0a1b2c3d_{number}\.\w+",
+            path.name,
         )
         sidecar = path.with_name(path.name + ".json")
         if output_format == "png":
@@ -308,8 +317,9 @@ def test_an_edit_round_trips_to_the_edit_tab(tmp_path):
 def test_names_are_unique_and_the_folder_is_made(tmp_path):
     result = make_result(tmp_path)
     outputs = tmp_path / "new" / "folder"
-    first = save_outputs(result, outputs, now=NOW)
-    second = save_outputs(result, outputs, now=NOW)
+    # Two runs at the same second with the same prompt: their ids tell them apart.
+    first = save_outputs(result, outputs, now=NOW, tag="run1")
+    second = save_outputs(result, outputs, now=NOW, tag="run2")
     assert len(set(first + second)) == 4
     assert all(path.exists() for path in first + second)
 
@@ -317,7 +327,7 @@ def test_names_are_unique_and_the_folder_is_made(tmp_path):
 def test_a_prompt_without_words_still_makes_a_name(tmp_path):
     arguments = {**GENERATE_ARGUMENTS, "prompt": "🦊🦊 !!!", "num_images": 1}
     (path,) = save_outputs(make_result(tmp_path, arguments=arguments), tmp_path / "out")
-    assert path.name.endswith("_image_1.png")
+    assert path.name.endswith("_image_0a1b2c3d_1.png")
 
 
 def test_nothing_saved_holds_a_key(tmp_path, monkeypatch):
@@ -327,9 +337,10 @@ def test_nothing_saved_holds_a_key(tmp_path, monkeypatch):
     # came from), so that a save writing that field would be caught.
     for output_format in ("png", "webp"):
         arguments = {**GENERATE_ARGUMENTS, "output_format": output_format}
-        save_outputs(make_result(tmp_path, arguments=arguments, key_source=key), tmp_path / "out")
+        made = make_result(tmp_path, arguments=arguments, key_source=key)
+        save_outputs(made, tmp_path / "out", tag=f"run-{output_format}")
     source = "your key"
-    save_outputs(make_result(tmp_path, key_source=source), tmp_path / "out")
+    save_outputs(make_result(tmp_path, key_source=source), tmp_path / "out", tag="run-3")
     files = list((tmp_path / "out").iterdir())
     assert len(files) == 8  # four PNGs, two WebPs and their two sidecars
     for path in files:

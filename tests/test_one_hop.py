@@ -73,10 +73,10 @@ async def test_hosted_results_are_shown_from_fal_first_and_last(service, fake):
     record = outputs[-1][1]
     assert [image["url"] for image in record["images"]] == urls
     # The app kept its own copies, byte for byte (for history, saved outputs, edits).
-    [entry] = service.history.entries("b")
-    assert entry.image_urls == tuple(urls)
-    for path, url in zip(entry.image_paths, urls, strict=True):
-        assert read(path) == fake.download(url)
+    [entry] = await service.history.entries("b")
+    assert tuple(file.fal_url for file in entry.files) == tuple(urls)
+    for file, url in zip(entry.files, urls, strict=True):
+        assert file.download is not None and read(file.download) == fake.download(url)
 
 
 async def test_sync_mode_results_are_the_apps_own_files(service, fake):

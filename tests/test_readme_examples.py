@@ -53,18 +53,10 @@ def _result_urls(fake: FakeFal, index: int) -> list[str]:
 def test_the_python_example_generates_then_edits_as_it_says(
     app_server: RunningApp, fake: FakeFal, tmp_path: Path
 ) -> None:
-    [code] = examples("python")
-    assert README_URL in code
+    code = examples("python")[0]
     files_the_examples_open(tmp_path)
 
-    done = subprocess.run(
-        [sys.executable, "-c", code.replace(README_URL, app_server.url)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_python(code, app_server, tmp_path)
 
     assert done.returncode == 0, done.stderr
     generated, chained, edited = fake.submissions
@@ -86,6 +78,35 @@ def test_the_python_example_generates_then_edits_as_it_says(
     # It printed each request id, as it says.
     for submission in fake.submissions:
         assert submission.request_id in done.stdout
+
+
+def test_the_python_batch_example_sends_one_request_per_line(
+    app_server: RunningApp, fake: FakeFal, tmp_path: Path
+) -> None:
+    [code] = [block for block in examples("python") if "/batch" in block]
+
+    done = run_python(code, app_server, tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    prompts = sorted(s.arguments["prompt"] for s in fake.submissions)
+    assert prompts == ["a blue heron", "a green frog", "a red fox"]
+    assert {s.arguments["quality"] for s in fake.submissions} == {"low"}
+    # It printed each prompt's record, as it says.
+    for submission in fake.submissions:
+        assert submission.request_id in done.stdout
+
+
+def run_python(code: str, app: RunningApp, folder: Path) -> subprocess.CompletedProcess[str]:
+    """A README block run as a reader would, pointed at the app under test."""
+    assert README_URL in code
+    return subprocess.run(
+        [sys.executable, "-c", code.replace(README_URL, app.url)],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_the_javascript_example_generates_then_edits_as_it_says(

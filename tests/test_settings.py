@@ -31,6 +31,8 @@ VARIABLES: list[tuple[str, str, str, Any]] = [
     ("STUDIO_QUEUE_TIMEOUT", "30", "queue_timeout_s", 30.0),
     ("STUDIO_HOST_KEY_BUDGET_USD", "1.5", "host_key_budget_usd", 1.5),
     ("STUDIO_DATA_DIR", "db", "data_dir", Path("db")),
+    ("STUDIO_BATCH_CONCURRENCY", "2", "batch_concurrency", 2),
+    ("STUDIO_BATCH_MAX_PROMPTS", "10", "batch_max_prompts", 10),
     ("STUDIO_BROWSER_SECRET", "s3cret", "browser_secret_value", "s3cret"),
     ("STUDIO_MAX_UPLOAD_MB", "7", "max_upload_mb", 7),
     ("STUDIO_OUTPUTS_DIR", "saved", "outputs_dir", Path("saved")),
@@ -70,7 +72,9 @@ def test_the_defaults():
     assert (settings.max_waiting_per_visitor, settings.max_upload_mb) == (64, 50)
     assert (settings.call_timeout_s, settings.queue_timeout_s) == (15.0, 90.0)
     assert settings.host_key_budget_usd is None
-    assert settings.data_dir == Path("studio-data")
+    assert settings.data_dir == Path("studio-data") and not settings.data_is_temporary
+    assert settings.kept_dir == Path("outputs"), "history keeps its images in the outputs"
+    assert (settings.batch_concurrency, settings.batch_max_prompts) == (4, 100)
     assert settings.trusted_proxy_list == ["127.0.0.0/8", "::1"], "loopback only, off a Space"
     assert (settings.concurrency_limit, settings.request_timeout_s) == (64, 300.0)
     assert settings.poll_interval_s == 0.1
@@ -277,3 +281,19 @@ def test_on_a_space_the_proxies_on_its_private_network_are_trusted():
     assert "127.0.0.0/8" in settings.trusted_proxy_list
     chosen = Settings.from_env({"SPACE_ID": "someone/studio", "STUDIO_TRUSTED_PROXIES": "10.9.0.1"})
     assert chosen.trusted_proxy_list == ["10.9.0.1"], "the host's own list replaces the default"
+
+
+def test_where_history_lives_and_whether_it_lasts(tmp_path):
+    # Without persistent storage (no writable /data here), a Space's history is temporary:
+    # the page says so.
+    space = Settings.from_env({"SPACE_ID": "someone/studio"})
+    if not Path("/data").is_dir():
+        assert space.data_is_temporary
+    # Without outputs (a Space), history keeps its images beside its database.
+    assert space.kept_dir == space.data_folder / "images"
+    chosen = Settings.from_env({"STUDIO_DATA_DIR": str(tmp_path)})
+    assert chosen.data_folder == tmp_path and not chosen.data_is_temporary
+    # Settings built in code (tests, benchmarks) get a folder of their own process.
+    built = Settings()
+    assert built.data_is_temporary and built.data_folder.is_dir()
+    assert built.data_folder == Settings().data_folder

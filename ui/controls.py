@@ -4,7 +4,7 @@ created before the tabs (the key, the browser's id, the History panel)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,14 @@ class Shared:
 
     fal_key: gr.Textbox
     browser_id: gr.BrowserState
-    history: gr.Gallery  # rendered in the History panel, below the tabs
+    history: gr.Gallery  # rendered in the History tab
     history_total: gr.Markdown
-    show_history: Callable[[str], tuple[Any, str]]
+    show_history: Callable[..., Any]
     key_status: list[gr.Markdown]  # which key runs use, and what is left of a daily budget
     show_key: Callable[..., Any]
+    # What `show_history` reads (the browser's id, the History tab's filters) and shows.
+    history_inputs: list[Any] = field(default_factory=list)
+    history_outputs: list[Any] = field(default_factory=list)
 
     def on_run(
         self,
@@ -70,8 +73,8 @@ class Shared:
             show_progress="hidden",
         ).then(
             self.show_history,
-            self.browser_id,
-            [self.history, self.history_total],
+            self.history_inputs,
+            self.history_outputs,
             api_visibility="private",
             show_progress="hidden",
         ).then(

@@ -204,7 +204,7 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         drafts: list[EditDraft] = []
 
         # A result of this browser's on fal's media hosts goes back as its URL.
-        hosted = service.hosted_copies(browser_id, paths)
+        hosted = await service.hosted_copies(browser_id, paths)
 
         async def build() -> Any:
             draft = await service.edit(

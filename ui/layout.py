@@ -15,8 +15,8 @@ from ui.controls import Shared
 from ui.edit_tab import EXAMPLE_IMAGE, edit_tab
 from ui.generate_tab import generate_tab
 from ui.guards import RefuseRemoteFiles
-from ui.history_panel import history_gallery, history_panel, history_view
-from ui.runs import caller_of
+from ui.history_panel import history_filters, history_gallery, history_panel, history_view
+from ui.runs import caller_of, wire_resume
 from ui.theme import CSS, PAGE_JS, theme
 
 TITLE = "GPT Image 1.5 Studio"
@@ -69,7 +69,10 @@ def build_demo(service: RunService) -> gr.Blocks:
             left = f"💵 Left on the host's key: **{allowance.describe()}**." if allowance else ""
             return describe_key(service.key_status(key)), left
 
-        browser_id = gr.BrowserState("", storage_key="gpt-image-studio-browser")
+        browser_id = gr.BrowserState(
+            "", storage_key="gpt-image-studio-browser", secret=service.browser_id_secret
+        )
+        filters = history_filters(service)
         shared = Shared(
             fal_key=fal_key,
             browser_id=browser_id,
@@ -79,8 +82,10 @@ def build_demo(service: RunService) -> gr.Blocks:
             key_status=[key_status, budget_status],
             show_key=show_key,
         )
+        shared.history_inputs = [browser_id, *filters.components()]
+        shared.history_outputs = [shared.history, shared.history_total, *filters.updated()]
         if settings.mcp_server:
-            agent_tools(service)  # first: see its docstring
+            agent_tools(service)  # before the tabs: see its docstring
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab(endpoints.text_to_image.title, id=endpoints.text_to_image.tab):
                 generated = generate_tab(service, shared, endpoints.text_to_image)
@@ -88,25 +93,38 @@ def build_demo(service: RunService) -> gr.Blocks:
                 editing = edit_tab(service, shared, endpoints.editing)
             with gr.Tab("Compare", id="compare"):
                 compared = compare_tab(service, endpoints.text_to_image, fal_key)
-
-        history_panel(
-            service,
-            history=shared.history,
-            history_total=shared.history_total,
-            browser_id=browser_id,
-            tabs=tabs,
-            forms=[generated.form, editing.form],
-            results=[generated.panel, editing.panel, compared],
-            references=editing.references,
-        )
+            with gr.Tab("History", id="history-tab"):
+                history_panel(
+                    service,
+                    history=shared.history,
+                    history_total=shared.history_total,
+                    filters=filters,
+                    browser_id=browser_id,
+                    fal_key=fal_key,
+                    tabs=tabs,
+                    forms=[generated.form, editing.form],
+                    results=[generated.panel, editing.panel, compared],
+                    references=editing.references,
+                )
         # The load only reads the browser's id: a browser gets one with its first run
         # (two places making ids would race each other).
         demo.load(
             shared.show_history,
-            browser_id,
-            [shared.history, shared.history_total],
+            shared.history_inputs,
+            shared.history_outputs,
             api_visibility="private",
+            show_progress="hidden",
         )
+
+        def page_closed(request: gr.Request) -> None:
+            service.page_closed(request.session_hash)
+
+        # Gradio notices a closed page only at a run's next update: a run waiting
+        # for a slot would reach fal first. The unload event comes at once.
+        demo.unload(page_closed)
+        # Runs this browser left under way (a reload, a closed tab) are followed again.
+        wire_resume(demo, service, endpoints.text_to_image.tab, generated.panel, shared)
+        wire_resume(demo, service, endpoints.editing.tab, editing.panel, shared)
         gr.on(
             [fal_key.change, demo.load],
             show_key,
@@ -183,7 +201,12 @@ def launch_options(service: RunService) -> dict[str, Any]:
         "theme": theme(),
         "css": CSS,
         "js": PAGE_JS,
-        "allowed_paths": [str(settings.results_dir), str(EXAMPLE_IMAGE.parent)],
+        # The kept copies of past runs are shown from where they are kept.
+        "allowed_paths": [
+            str(settings.results_dir),
+            str(settings.kept_dir),
+            str(EXAMPLE_IMAGE.parent),
+        ],
         "max_file_size": settings.max_upload_mb * 1024 * 1024,
         # Gradio hands these to FastAPI: the guards see every call first.
         "app_kwargs": {

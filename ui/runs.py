@@ -24,6 +24,7 @@ from backend.service import (
     Fetching,
     Finished,
     InternalError,
+    Progress,
     RunService,
     StudioError,
     Waiting,
@@ -92,12 +93,26 @@ async def run_outputs(
     A failure yields its sentence, then raises StudioError. A bug of ours is
     logged with its traceback and said as such, never passed off as fal's.
     """
+    events = service.run(endpoint, build, caller)
+    cdn = service.settings.fal_cdn_url
+    async for outputs in shown(events, endpoint.tab, cdn, in_page=in_page, finished=finished):
+        yield outputs
+
+
+async def shown(
+    events: AsyncIterator[Progress],
+    tab: str,
+    cdn: str | None,
+    *,
+    in_page: bool = False,
+    finished: list[GenerationResult] | None = None,
+) -> AsyncIterator[Outputs]:
+    """A run's events as the result panel shows them (see `run_outputs`)."""
     last_sent = 0.0
     try:
         # Closed as soon as this ends: the run's saving of outputs, and its slot,
         # end with the event, not whenever the generator is collected.
-        async with closing(service.run(endpoint, build, caller)) as events:
-            cdn = service.settings.fal_cdn_url
+        async with closing(events):
             async for event in events:
                 if isinstance(event, Finished):
                     result = event.result
@@ -113,8 +128,8 @@ async def run_outputs(
                     # Results in one hop: the browser fetches them from fal's CDN now,
                     # while the app downloads its own copies.
                     last_sent = time.monotonic()
-                    shown = [(image.url, image.caption) for image in event.shown]
-                    yield shown, None, describe_progress(event)
+                    first_look = [(image.url, image.caption) for image in event.shown]
+                    yield first_look, None, describe_progress(event)
                     continue
                 now = time.monotonic()
                 if now - last_sent >= _STATUS_EVERY_S or isinstance(event, Waiting):
@@ -125,10 +140,48 @@ async def run_outputs(
         yield *CLEARED, f"⏹️ {exc.message}" if stopped else describe_error(exc.message)
         raise
     except Exception as exc:
-        log.exception("a run of %s failed on our side", endpoint.tab)
+        log.exception("a run of %s failed on our side", tab)
         error = InternalError()
         yield *CLEARED, describe_error(error.message)
         raise error from exc
+
+
+def wire_resume(demo: gr.Blocks, service: RunService, tab: str, panel: Any, shared: Any) -> None:
+    """A reopened page follows this browser's run under way in `tab` (it went on
+    while no page was open), with live progress, then its results; History is
+    refreshed once it has ended. A page with no such run gets no update at all."""
+    history_outputs = len(shared.history_outputs)
+
+    async def resume(
+        browser_id: str, search: str, tab_filter: str, everyone: bool, request: gr.Request
+    ) -> AsyncIterator[Any]:
+        """(`shared.history_inputs`: the browser's id, then the History tab's filters.)"""
+        runs = service.live_runs(browser_id, tab)
+        unchanged = (gr.skip(),) * history_outputs
+        if not runs:
+            # One update that changes nothing: a generator that yields nothing would
+            # end with every output set to None (History's total cleared).
+            yield (gr.skip(),) * 3 + unchanged
+            return
+        live = runs[-1]
+        yield *CLEARED, f"⏳ Still running from before: {live.prompt[:80]}", *unchanged
+        events = service.follow(live.run_id, request.session_hash)
+        try:
+            cdn = service.settings.fal_cdn_url
+            async for outputs in shown(events, tab, cdn, in_page=True):
+                yield *outputs, *unchanged
+        except StudioError:
+            pass
+        history = await shared.show_history(browser_id, search, tab_filter, everyone)
+        yield (*(gr.skip(),) * 3, *history)
+
+    demo.load(
+        resume,
+        shared.history_inputs,
+        [*panel.outputs(), *shared.history_outputs],
+        api_visibility="private",
+        show_progress="hidden",
+    )
 
 
 async def for_api(outputs: AsyncIterator[Outputs]) -> AsyncIterator[Outputs]:
@@ -145,11 +198,14 @@ async def for_page(outputs: AsyncIterator[Outputs], browser_id: str) -> AsyncIte
 
     A failure ends quietly: its sentence is already in the status line (a raised
     error would stamp a bare "Error" over the results)."""
+    sent = False
     try:
         async for gallery, record, status in outputs:
             # A skip is cheap here: the browser id is state, not a component. It is
-            # sent with the results, once the run is in this browser's history.
-            yield gallery, record, status, browser_id if record else gr.skip()
+            # sent with the first update: the run is in this browser's history from
+            # its start, and a page reloaded mid-run finds it by that id.
+            yield gallery, record, status, gr.skip() if sent else browser_id
+            sent = True
     except StudioError:
         return
 

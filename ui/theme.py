@@ -61,6 +61,8 @@ footer { display: none !important; }
     flex-wrap: nowrap !important;
   }
   .run-row > * { min-width: 0 !important; }
+  /* Four tabs (History is one) fit on a phone without an overflow menu. */
+  .tab-container > button { padding: 0 var(--size-2) !important; }
   .gradio-container { padding-bottom: 88px !important; }
 }
 @media (pointer: coarse) and (max-width: 640px) {
