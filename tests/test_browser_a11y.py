@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
-TABS = ["Generate", "Edit", "Compare"]
+TABS = ["Generate", "Edit", "Compare", "History"]
 
 # (rule, a CSS selector fragment of the offending node): Gradio's markup, see the README.
 ALLOWED: list[tuple[str, str]] = []

@@ -48,6 +48,12 @@ def test_at_390_px_nothing_scrolls_sideways_and_run_stays_in_sight(browser, app_
             page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=str(artifacts / f"phone-{tab}.png"))
 
+        # History has no run button; it must fit the screen all the same.
+        page.get_by_role("tab", name="History").click()
+        page.wait_for_selector("#history-search", state="visible")
+        widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1] == PHONE["width"], f"History: {widths}"
+
         page.get_by_role("tab", name="Edit").click()
         page.click("#edit-load-example")
         page.locator("#edit-references img").first.wait_for()

@@ -3,7 +3,7 @@ README (saved in tests/screenshots/ by this test, against the fake fal service).
 
 Each tab is shown after a run: Generate with its image, Edit with an image dropped
 on the canvas, a stroke and the composited result with its leak map, Compare with
-its grid. The checks are what the pictures claim to show.
+its grid, History with those runs. The checks are what the pictures claim to show.
 """
 
 from __future__ import annotations
@@ -77,5 +77,10 @@ def test_every_tab_in_use(browser, app_server, fake, mode, tmp_path):
         page.click("#cmp-run")
         page.wait_for_function(DONE.format(tab="cmp", text="✅"), timeout=60_000)
         shoot(page, "compare", mode)
+
+        page.get_by_role("tab", name="History").click()
+        # The runs above (Generate, Edit, Compare's settings) listed with thumbnails.
+        page.locator("#history img").first.wait_for(timeout=30_000)
+        shoot(page, "history", mode)
     finally:
         context.close()
