@@ -9,6 +9,7 @@ sentence as `gr.Error`, which programs receive as an exception.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +37,12 @@ log = logging.getLogger("studio.ui")
 # A streamed status update at most this often: elapsed time stays live without
 # flooding many browsers with a message per queue poll.
 _STATUS_EVERY_S = 0.4
+# API callers get a status line when something changes (the state, the place in
+# fal's queue, a new log line), and one with only the elapsed time newer at most
+# this often: each line is a round trip through Gradio's queue (processing, an
+# event-stream message to the caller), most of what the app spends per request
+# under a burst, and programs rarely show a ticking clock.
+_API_STATUS_EVERY_S = 2.0
 
 # While a run is under way, its results area is empty (None), not left as it was
 # with gr.skip(): for each skip Gradio builds a fresh copy of the component and its
@@ -93,6 +100,8 @@ async def run_outputs(
     logged with its traceback and said as such, never passed off as fal's.
     """
     last_sent = 0.0
+    last_said: Any = None  # the last line sent, its elapsed time aside (API only)
+    every = _STATUS_EVERY_S if in_page else _API_STATUS_EVERY_S
     try:
         # Closed as soon as this ends: the run's saving of outputs, and its slot,
         # end with the event, not whenever the generator is collected.
@@ -114,11 +123,16 @@ async def run_outputs(
                     # while the app downloads its own copies.
                     last_sent = time.monotonic()
                     shown = [(image.url, image.caption) for image in event.shown]
-                    yield shown, None, describe_progress(event)
+                    yield shown, None, describe_progress(event, shown=True)
                     continue
                 now = time.monotonic()
-                if now - last_sent >= _STATUS_EVERY_S or isinstance(event, Waiting):
-                    last_sent = now
+                said = None if in_page else dataclasses.replace(event, elapsed_s=0.0)
+                if (
+                    now - last_sent >= every
+                    or isinstance(event, Waiting)
+                    or (not in_page and said != last_said)
+                ):
+                    last_sent, last_said = now, said
                     yield *CLEARED, describe_progress(event)
     except StudioError as exc:
         stopped = isinstance(exc, Cancelled)
