@@ -108,6 +108,7 @@ class ImageClient:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        await self._fal.aclose()
 
     # -- running a request -------------------------------------------------
 

@@ -5,7 +5,11 @@ only: a client per key (`Clients`), submit, status with logs, the status
 stream (`Submission.statuses`: fal's server-sent events, which fal_client
 does not use; read here with httpx-sse over the handle's own HTTP client), the
 result, cancel, uploads, data URIs (`encode`), and where uploads go
-(`point_uploads_at`). An upgrade of fal_client that changes what we rely on
+(`point_uploads_at`). After the submit, a request's HTTP (its status stream,
+polls, result and cancel) goes through an httpx client with aiohttp underneath
+(httpx-aiohttp), handed to fal_client's public `AsyncRequestHandle(client=...)`:
+about half the CPU per request of fal_client's own httpx client
+(`python -m benchmarks.http_clients`). An upgrade of fal_client that changes what we rely on
 shows up here and in tests/test_fal.py, not all over the app.
 
 What comes out of a call that failed:
@@ -27,8 +31,10 @@ from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 import fal_client
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from httpx_sse import EventSource, SSEError
 
 from backend.errors import UnreadableAnswer, from_transport_error
@@ -93,13 +99,22 @@ class Clients:
 
     Each key gets its own `fal_client.AsyncClient(key=...)`: fal_client's
     module-level client caches the first key it sees, and visitors bring their own.
+
+    After the submit, every key's requests share one aiohttp session (one pool of
+    connections to fal; each request carries its key's header), unless
+    `over_aiohttp` is False: then fal_client's own httpx client does it all (the
+    benchmark's comparison).
     """
 
-    def __init__(self, *, timeout_s: float, cap: int = MAX_CACHED_CLIENTS) -> None:
+    def __init__(
+        self, *, timeout_s: float, cap: int = MAX_CACHED_CLIENTS, over_aiohttp: bool = True
+    ) -> None:
         self._timeout_s = timeout_s
         self._cap = cap
+        self._over_aiohttp = over_aiohttp
         self._clients: OrderedDict[str, Client] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: AiohttpTransport | None = None
 
     def for_key(self, key: str) -> Client:
         # fal_client's httpx clients belong to the event loop that first used them.
@@ -107,9 +122,12 @@ class Clients:
         if self._loop is not loop:
             self._loop = loop
             self._clients.clear()
+            self._transport = _aiohttp_transport() if self._over_aiohttp else None
         client = self._clients.get(key)
         if client is None:
-            client = self._clients[key] = Client(key, timeout_s=self._timeout_s)
+            client = self._clients[key] = Client(
+                key, timeout_s=self._timeout_s, transport=self._transport
+            )
             if len(self._clients) > self._cap:
                 # Dropping (not closing) is safe: a request still using it holds a reference.
                 self._clients.popitem(last=False)
@@ -117,12 +135,45 @@ class Clients:
             self._clients.move_to_end(key)
         return client
 
+    async def aclose(self) -> None:
+        """Close the shared aiohttp session (on the loop that made it)."""
+        if self._transport is not None:
+            await self._transport.aclose()
+            self._transport = None
+        self._clients.clear()
+        self._loop = None
+
+
+def _aiohttp_transport() -> AiohttpTransport:
+    # No cap on connections: a status stream holds one for a request's whole wait,
+    # and the app's own concurrency limit bounds how many run at once (aiohttp's
+    # default cap of 100 would hold back the 101st stream). The session is made
+    # on the first request, inside the running loop; the TLS context trusts what
+    # httpx would (SSL_CERT_FILE, else certifi).
+    context = httpx.create_ssl_context()
+    return AiohttpTransport(
+        client=lambda: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=context))
+    )
+
 
 class Client:
     """fal for one key: submit a request, upload a file."""
 
-    def __init__(self, key: str, *, timeout_s: float) -> None:
+    def __init__(
+        self, key: str, *, timeout_s: float, transport: AiohttpTransport | None = None
+    ) -> None:
         self._fal = fal_client.AsyncClient(key=key, default_timeout=timeout_s)
+        # The key's header on a thin httpx client over the shared transport: it is
+        # dropped with this object, with nothing of its own to close.
+        self._after_submit = (
+            httpx.AsyncClient(
+                transport=transport,
+                headers={"Authorization": f"Key {key}"},
+                timeout=timeout_s,
+            )
+            if transport is not None
+            else None
+        )
 
     async def submit(
         self, endpoint: str, arguments: dict[str, Any], *, start_timeout: float | None = None
@@ -133,6 +184,8 @@ class Client:
         handle = await _answer(
             "submit", self._fal.submit(endpoint, arguments, start_timeout=start_timeout)
         )
+        if self._after_submit is not None:
+            handle = dataclasses.replace(handle, client=self._after_submit)
         return Submission(handle)
 
     async def upload(self, data: bytes, content_type: str, file_name: str) -> str:

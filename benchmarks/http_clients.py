@@ -3,10 +3,13 @@
 32 requests at once, each with its own fal key (as 32 visitors bringing theirs),
 against the fake fal service in its own process (fal latency 2 s). Each request
 is what the app does at fal: submit, follow the status stream to COMPLETED, GET
-the result. Six ways, alternating over the rounds (all warmed up first):
+the result. Seven ways, alternating over the rounds (all warmed up first):
 
-- the app's adapter: `backend.fal` as configured, one fal_client client per key
-  (fal_client layers two httpx clients: its own, and its backup-domain transport's);
+- the app's adapter: `backend.fal` as configured: the submit through a fal_client
+  client per key, the rest through one aiohttp session shared by every key (httpx
+  clients over httpx-aiohttp's transport, the key's header on each);
+- the adapter as it was before: fal_client's own httpx clients for everything
+  (fal_client layers two: its own, and its backup-domain transport's);
 - plain httpx, one client (pool) per key;
 - plain httpx, one client (pool) shared by every key (the key in each request);
 - httpx with aiohttp underneath (PyPI `httpx-aiohttp`: an httpx client whose
@@ -15,7 +18,7 @@ the result. Six ways, alternating over the rounds (all warmed up first):
   its own server-sent-events reader;
 - aiohttp on its own, one session per key: the floor for any aiohttp transport.
 
-httpx-aiohttp, httpx2 and aiohttp are not the app's dependencies: the variants
+httpx2 is not the app's dependency (httpx-aiohttp and aiohttp are): the variants
 that need one are left out, with a line saying so, when it is not installed.
 
 Figure: CPU time of this process (user + system) per request, median over rounds.
@@ -150,10 +153,12 @@ async def measure(smoke: bool, queue: str, count: int) -> dict[str, list[float]]
     rounds = 2 if smoke else 6
     names = keys(count)
     clients = fal.Clients(timeout_s=15)
+    before = fal.Clients(timeout_s=15, over_aiohttp=False)
     per_key = {key: httpx.AsyncClient(headers={"Authorization": f"Key {key}"}) for key in names}
     shared = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
     ways = {
-        "the app's adapter (fal_client per key)": lambda key: adapter_request(clients, key),
+        "the app's adapter (aiohttp after the submit)": lambda key: adapter_request(clients, key),
+        "the adapter before (fal_client's httpx)": lambda key: adapter_request(before, key),
         "plain httpx, a pool per key": lambda key: plain_request(per_key[key], queue, None),
         "plain httpx, one shared pool": lambda key: plain_request(shared, queue, key),
     }
@@ -172,6 +177,7 @@ async def measure(smoke: bool, queue: str, count: int) -> dict[str, list[float]]
     for client in per_key.values():
         await client.aclose()
     await shared.aclose()
+    await clients.aclose()
     for close in closers:
         await close()
     return cpu
