@@ -153,12 +153,12 @@ async def measure(smoke: bool, queue: str, count: int) -> dict[str, list[float]]
     rounds = 2 if smoke else 6
     names = keys(count)
     clients = fal.Clients(timeout_s=15)
-    before = fal.Clients(timeout_s=15, over_aiohttp=False)
+    fal_httpx = fal.Clients(timeout_s=15, over_aiohttp=False)
     per_key = {key: httpx.AsyncClient(headers={"Authorization": f"Key {key}"}) for key in names}
     shared = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
     ways = {
         "the app's adapter (aiohttp after the submit)": lambda key: adapter_request(clients, key),
-        "the adapter before (fal_client's httpx)": lambda key: adapter_request(before, key),
+        "the adapter before (fal_client's httpx)": lambda key: adapter_request(fal_httpx, key),
         "plain httpx, a pool per key": lambda key: plain_request(per_key[key], queue, None),
         "plain httpx, one shared pool": lambda key: plain_request(shared, queue, key),
     }
