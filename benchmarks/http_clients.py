@@ -3,12 +3,21 @@
 32 requests at once, each with its own fal key (as 32 visitors bringing theirs),
 against the fake fal service in its own process (fal latency 2 s). Each request
 is what the app does at fal: submit, follow the status stream to COMPLETED, GET
-the result. Three ways, alternating over the rounds (all warmed up first):
+the result. Six ways, alternating over the rounds (all warmed up first):
 
 - the app's adapter: `backend.fal` as configured, one fal_client client per key
   (fal_client layers two httpx clients: its own, and its backup-domain transport's);
 - plain httpx, one client (pool) per key;
-- plain httpx, one client (pool) shared by every key (the key in each request).
+- plain httpx, one client (pool) shared by every key (the key in each request);
+- httpx with aiohttp underneath (PyPI `httpx-aiohttp`: an httpx client whose
+  transport is an aiohttp session), one per key;
+- httpx2 (PyPI `httpx2`, the successor fork of httpx), one client per key, with
+  its own server-sent-events reader;
+- aiohttp on its own, one session per key: the floor for any aiohttp transport.
+
+httpx-aiohttp, aiohttp and httpx2 are not the app's dependencies (they are in
+requirements-dev.txt for this comparison): a variant whose package is missing is
+left out, with a line saying so.
 
 Figure: CPU time of this process (user + system) per request, median over rounds.
 
@@ -57,6 +66,72 @@ async def plain_request(http: Any, queue: str, key: str | None) -> None:
     (await http.get(submitted["response_url"], headers=headers)).raise_for_status()
 
 
+async def httpx2_request(http: Any, queue: str) -> None:
+    import httpx2
+
+    submitted = (await http.post(f"https://{queue}/{ENDPOINT}", json=BODY)).json()
+    async with http.stream(
+        "GET", submitted["status_url"] + "/stream", params={"logs": "1"}
+    ) as response:
+        async for event in httpx2.EventSource(response):
+            if event.data and json.loads(event.data)["status"] == "COMPLETED":
+                break
+    (await http.get(submitted["response_url"])).raise_for_status()
+
+
+async def aiohttp_request(session: Any, queue: str) -> None:
+    async with session.post(f"https://{queue}/{ENDPOINT}", json=BODY) as response:
+        submitted = await response.json()
+    async with session.get(submitted["status_url"] + "/stream", params={"logs": "1"}) as response:
+        # Server-sent events, read by hand: `data:` lines, the rest skipped.
+        async for line in response.content:
+            if line.startswith(b"data:") and json.loads(line[5:])["status"] == "COMPLETED":
+                break
+    async with session.get(submitted["response_url"]) as response:
+        response.raise_for_status()
+        await response.read()
+
+
+def optional_ways(names: list[str], queue: str) -> tuple[dict[str, Any], list[Any]]:
+    """The variants whose package is installed, and what to close after."""
+    import ssl
+
+    trust = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    ways: dict[str, Any] = {}
+    closers: list[Any] = []
+    auth = {key: {"Authorization": f"Key {key}"} for key in names}
+    try:
+        from httpx_aiohttp import HttpxAiohttpClient
+    except ImportError:
+        print("  (httpx-aiohttp not installed: its variant left out)")
+    else:
+        via_aiohttp = {key: HttpxAiohttpClient(headers=auth[key], verify=trust) for key in names}
+        ways["httpx over aiohttp, a client per key"] = lambda key: plain_request(
+            via_aiohttp[key], queue, None
+        )
+        closers += [client.aclose for client in via_aiohttp.values()]
+    try:
+        import httpx2
+    except ImportError:
+        print("  (httpx2 not installed: its variant left out)")
+    else:
+        per_key2 = {key: httpx2.AsyncClient(headers=auth[key], verify=trust) for key in names}
+        ways["httpx2, a client per key"] = lambda key: httpx2_request(per_key2[key], queue)
+        closers += [client.aclose for client in per_key2.values()]
+    try:
+        import aiohttp
+    except ImportError:
+        print("  (aiohttp not installed: its variant left out)")
+    else:
+        sessions = {
+            key: aiohttp.ClientSession(headers=auth[key], connector=aiohttp.TCPConnector(ssl=trust))
+            for key in names
+        }
+        ways["aiohttp alone, a session per key"] = lambda key: aiohttp_request(sessions[key], queue)
+        closers += [session.close for session in sessions.values()]
+    return ways, closers
+
+
 async def adapter_request(clients: Any, key: str) -> None:
     import contextlib
 
@@ -73,7 +148,7 @@ async def measure(smoke: bool, queue: str, count: int) -> dict[str, list[float]]
 
     from backend import fal
 
-    rounds = 2 if smoke else 4
+    rounds = 2 if smoke else 6
     names = keys(count)
     clients = fal.Clients(timeout_s=15)
     per_key = {key: httpx.AsyncClient(headers={"Authorization": f"Key {key}"}) for key in names}
@@ -83,12 +158,14 @@ async def measure(smoke: bool, queue: str, count: int) -> dict[str, list[float]]
         "plain httpx, a pool per key": lambda key: plain_request(per_key[key], queue, None),
         "plain httpx, one shared pool": lambda key: plain_request(shared, queue, key),
     }
+    optional, closers = optional_ways(names, queue)
+    ways.update(optional)
     cpu: dict[str, list[float]] = {name: [] for name in ways}
     for warm in ways.values():
         await asyncio.gather(*(warm(key) for key in names))
     for index in range(rounds):
         order = list(ways.items())
-        order = order[index % 3 :] + order[: index % 3]
+        order = order[index % len(order) :] + order[: index % len(order)]
         for name, way in order:
             before = time.process_time()
             await asyncio.gather(*(way(key) for key in names))
@@ -96,6 +173,8 @@ async def measure(smoke: bool, queue: str, count: int) -> dict[str, list[float]]
     for client in per_key.values():
         await client.aclose()
     await shared.aclose()
+    for close in closers:
+        await close()
     return cpu
 
 

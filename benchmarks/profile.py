@@ -29,6 +29,7 @@ GROUPS = [
     ("httpcore (connection pool, HTTP/1.1)", ("httpcore",)),
     ("h11", ("/h11/",)),
     ("httpx / httpx-sse", ("/httpx/", "httpx_sse")),
+    ("aiohttp / httpx-aiohttp", ("/aiohttp/", "httpx_aiohttp", "/multidict/", "/yarl/")),
     ("fal_client", ("fal_client",)),
     ("gradio / gradio_client", ("/gradio/", "gradio_client")),
     ("starlette / fastapi / uvicorn", ("starlette", "fastapi", "uvicorn")),

@@ -5,6 +5,8 @@ the fake)."""
 
 from __future__ import annotations
 
+import itertools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,8 @@ async def test_hosted_results_are_shown_from_fal_first_and_last(service, fake):
     assert first[0][1] == "1024×1024 PNG"
     early = next(i for i, (g, _, _) in enumerate(outputs) if g)
     assert outputs[early][1] is None, "no record until the run is complete"
+    # The page shows them already: what the app does meanwhile is keep its copies.
+    assert outputs[early][2].startswith("💾 Saving copies of 2 images")
     assert [item[0] for item in final] == urls
     record = outputs[-1][1]
     assert [image["url"] for image in record["images"]] == urls
@@ -83,6 +87,7 @@ async def test_sync_mode_results_are_the_apps_own_files(service, fake):
     outputs = await page_outputs(service, sync_mode=True)
     shown = [gallery for gallery, _, _ in outputs if gallery]
     assert len(shown) == 1, "nothing to show from fal before the app has it"
+    assert not any("Saving copies" in status for _, _, status in outputs)
     [(path, caption)] = shown[0]
     assert is_our_file(path, service.settings.results_dir)
     assert caption.startswith("1024×1024 PNG")
@@ -109,3 +114,24 @@ async def test_a_result_not_on_fals_media_hosts_is_shown_from_the_apps_copy(tmp_
     assert len(shown) == 1
     [(path, _)] = shown[0]
     assert is_our_file(path, settings.results_dir), "only our files or fal's media hosts"
+
+
+async def test_the_api_gets_a_status_line_when_something_changes(service, fake):
+    # Each line is a round trip through Gradio's queue: a program is told each new
+    # state, place in the queue or log line, not every tick of the clock (these
+    # states last less than the API's slow refresh of the elapsed time).
+    fake.queue_time = 0.3
+    fake.latency = 0.8
+    endpoint = ENDPOINTS.text_to_image
+
+    async def build():
+        return service.request(endpoint, {"prompt": "a quiet harbour"})
+
+    caller = Caller("127.0.0.1", fal_key="")
+    outputs = [o async for o in run_outputs(service, endpoint, build, caller, in_page=False)]
+    lines = [status for gallery, _, status in outputs[:-1]]
+    assert any("queue" in line for line in lines) and any("Generating" in line for line in lines)
+    without_time = [re.sub(r" · \d+\.\d s", "", line) for line in lines]
+    repeated = [a for a, b in itertools.pairwise(without_time) if a == b]
+    assert not repeated, lines
+    assert outputs[-1][2].startswith("✅")

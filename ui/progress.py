@@ -8,7 +8,9 @@ from backend.schema import GenerationResult
 _LOG_LINES_SHOWN = 6
 
 
-def describe_progress(event: Progress) -> str:
+def describe_progress(event: Progress, *, shown: bool = False) -> str:
+    """The status line of `event`. `shown`: the page already shows the results
+    (from fal's CDN) while the app saves its own copies."""
     if isinstance(event, Waiting):
         count = event.yours_ahead
         mine = (
@@ -33,6 +35,8 @@ def describe_progress(event: Progress) -> str:
         return text
     if isinstance(event, Fetching):
         plural = "image" if event.count == 1 else "images"
+        if shown:
+            return f"💾 Saving copies of {event.count} {plural} · {event.elapsed_s:.1f} s"
         return f"⬇️ Downloading {event.count} {plural} · {event.elapsed_s:.1f} s"
     return ""
 

@@ -9,6 +9,7 @@ sentence as `gr.Error`, which programs receive as an exception.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -37,6 +38,12 @@ log = logging.getLogger("studio.ui")
 # A streamed status update at most this often: elapsed time stays live without
 # flooding many browsers with a message per queue poll.
 _STATUS_EVERY_S = 0.4
+# API callers get a status line when something changes (the state, the place in
+# fal's queue, a new log line), and one with only the elapsed time newer at most
+# this often: each line is a round trip through Gradio's queue (processing, an
+# event-stream message to the caller), most of what the app spends per request
+# under a burst, and programs rarely show a ticking clock.
+_API_STATUS_EVERY_S = 2.0
 
 # While a run is under way, its results area is empty (None), not left as it was
 # with gr.skip(): for each skip Gradio builds a fresh copy of the component and its
@@ -109,6 +116,8 @@ async def shown(
 ) -> AsyncIterator[Outputs]:
     """A run's events as the result panel shows them (see `run_outputs`)."""
     last_sent = 0.0
+    last_said: Any = None  # the last line sent, its elapsed time aside (API only)
+    every = _STATUS_EVERY_S if in_page else _API_STATUS_EVERY_S
     try:
         # Closed as soon as this ends: the run's saving of outputs, and its slot,
         # end with the event, not whenever the generator is collected.
@@ -129,11 +138,16 @@ async def shown(
                     # while the app downloads its own copies.
                     last_sent = time.monotonic()
                     first_look = [(image.url, image.caption) for image in event.shown]
-                    yield first_look, None, describe_progress(event)
+                    yield first_look, None, describe_progress(event, shown=True)
                     continue
                 now = time.monotonic()
-                if now - last_sent >= _STATUS_EVERY_S or isinstance(event, Waiting):
-                    last_sent = now
+                said = None if in_page else dataclasses.replace(event, elapsed_s=0.0)
+                if (
+                    now - last_sent >= every
+                    or isinstance(event, Waiting)
+                    or (not in_page and said != last_said)
+                ):
+                    last_sent, last_said = now, said
                     yield *CLEARED, describe_progress(event)
     except StudioError as exc:
         stopped = isinstance(exc, Cancelled)
