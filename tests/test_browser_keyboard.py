@@ -16,10 +16,12 @@ def test_ctrl_enter_runs_the_current_tab_and_escape_stops_it(browser, app_server
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     try:
         page.goto(app_server.url)
+        # The page's script runs once Gradio has loaded: press only after it has.
+        page.wait_for_function("document.documentElement.dataset.studioShortcuts === 'on'")
         assert "Ctrl+Enter" in page.inner_text("#t2i-shortcuts"), "the hint is by the buttons"
         page.fill("#t2i-prompt textarea", "a request that never finishes")
         page.press("#t2i-prompt textarea", "Control+Enter")
-        page.wait_for_function(STATUS_INCLUDES.format(tab="t2i", text="Generating"), timeout=15_000)
+        page.wait_for_function(STATUS_INCLUDES.format(tab="t2i", text="Generating"), timeout=30_000)
         [sub] = fake.wait_for_submissions(1)
         assert page.input_value("#t2i-prompt textarea") == "a request that never finishes"
 

@@ -98,6 +98,8 @@
       if (stop) stop.click();
     }
   }, true);
+  // Said on the page, so a test (or a curious user) can tell the shortcuts are live.
+  document.documentElement.dataset.studioShortcuts = "on";
 
   // ---- Two bits of Gradio's markup that fail axe-core, mended in place -----------
   // (README, "Accessibility"; tracked upstream in Gradio's accessibility issue.)
