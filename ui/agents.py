@@ -45,6 +45,8 @@ TOOL_NAMES = ("generate", "edit")
 # Gradio's MCP server makes image content of a single image output, not of a gallery.
 MAX_IMAGES_OUT = NUM_IMAGES_MAX
 _MCP_PATHS = ("/gradio_api/mcp", "/gradio_api/mcp/", "/gradio_api/mcp/schema")
+# The same, without trailing slashes: made once, read on every HTTP request.
+_MCP_ROUTES = frozenset(path.rstrip("/") for path in _MCP_PATHS)
 
 
 def agent_tools(service: RunService) -> None:
@@ -345,9 +347,7 @@ class OnlyAgentTools:
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("path", "").rstrip("/") in {
-            p.rstrip("/") for p in _MCP_PATHS
-        }:
+        if scope["type"] == "http" and scope.get("path", "").rstrip("/") in _MCP_ROUTES:
             schema = scope["path"].rstrip("/").endswith("/schema")
             names = [self.prefix + n for n in TOOL_NAMES] if schema else list(TOOL_NAMES)
             scope = {**scope, "query_string": ("tools=" + ",".join(names)).encode()}
