@@ -30,6 +30,13 @@ from backend.urls import on_fal_media
 # A 1536x1024 PNG is a few MB; anything near this cap is not an image we asked for.
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 
+# A connection lost under a download: most often a kept-alive connection that the
+# file host closed at the moment it was reused (httpx and many servers both idle
+# out after 5 s, so under load the two meet). A GET changes nothing, so it is sent
+# once more, on a new connection. Timeouts are not retried: the request's deadline
+# governs those.
+_SEND_AGAIN = (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError, httpx.WriteError)
+
 
 def shown_from_fal(images_json: list[Any], cdn_url: str | None) -> tuple[ShownImage, ...]:
     """The results a page may show straight from fal, before the app's copies arrive:
@@ -114,6 +121,13 @@ class _FetchFailed(Exception):
 
 
 async def _download(http: httpx.AsyncClient, url: str) -> bytes:
+    try:
+        return await _download_once(http, url)
+    except _SEND_AGAIN:
+        return await _download_once(http, url)
+
+
+async def _download_once(http: httpx.AsyncClient, url: str) -> bytes:
     async with http.stream("GET", url) as response:
         if response.status_code != 200:
             raise _FetchFailed(f"download failed (HTTP {response.status_code})")

@@ -698,6 +698,19 @@ async def test_broken_image_urls(fake):
 
 
 @pytest.mark.asyncio
+async def test_dropped_image_urls_lose_the_connection_then_serve(fake):
+    fake.inject(Fault.dropped_image_urls([0], hits=2))
+    result = await client().subscribe(TEXT_TO_IMAGE, {"prompt": "p"})
+    [url] = (image["url"] for image in result["images"])
+    for _ in range(2):
+        with pytest.raises(httpx.RemoteProtocolError):
+            fake.download(url)
+    assert open_image(fake.download(url)).size == (1024, 1024)
+    files = [h for h in fake.http_log if h.path.startswith("/files/")]
+    assert [h.status for h in files] == [None, None, 200]
+
+
+@pytest.mark.asyncio
 async def test_slow_adds_latency_to_one_request(fake):
     # What happened, not how long it took: the slowed request is still working when
     # the next one, submitted after it, has finished.

@@ -268,6 +268,26 @@ def test_images_that_arrive_are_shown_and_the_missing_ones_named(api, fake, app_
     assert_the_next_request_works(api, fake)
 
 
+def test_a_download_whose_connection_drops_is_tried_again(api, fake):
+    # A kept-alive connection the file host closes just as it is reused loses the
+    # GET before any answer; a GET can be sent again, so the user never sees it.
+    fake.inject(Fault.dropped_image_urls([0, 1]))
+    gallery, record, status = generate(api, num_images=2)
+    assert len(gallery) == 2 and record["failures"] == []
+    assert not status.startswith("⚠️"), status
+    gets = [h.path for h in fake.http_log if h.method == "GET" and h.path.startswith("/files/")]
+    assert len(gets) == 4 and len(set(gets)) == 2, gets  # each file asked for twice
+
+
+def test_a_download_that_drops_twice_is_named(api, fake, app_server):
+    fake.inject(Fault.dropped_image_urls([1], hits=2))
+    gallery, record, status = generate(api, num_images=2)
+    assert len(gallery) == 1
+    assert "image 2: download failed (RemoteProtocolError)" in status
+    assert [f["index"] for f in record["failures"]] == [1]
+    assert_the_next_request_works(api, fake)
+
+
 def test_stop_from_the_api_cancels_the_request_at_fal(api, fake, app_server):
     fake.inject(Fault.never_finish())
     job = api.submit(prompt="a request to stop", api_name="/generate")

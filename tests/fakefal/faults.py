@@ -18,8 +18,8 @@ Where an attached fault fires:
   `stream_breaks`: a few events, then the connection drops).
 - `where="result"` faults answer its result fetch (for a direct run: the POST).
 - Outcome faults (`complete_with_error`, `content_policy`, `no_images`,
-  `broken_image_urls`, `stalled_image_urls`) and timing faults (`never_finish`,
-  `slow`) change how the request runs.
+  `broken_image_urls`, `stalled_image_urls`, `dropped_image_urls`) and timing faults
+  (`never_finish`, `slow`) change how the request runs.
 
 `hits` limits how many times a status/result fault fires within its request
 (None = every time), e.g. `truncated_result(hits=1)` models a transient glitch
@@ -50,6 +50,7 @@ FaultKind = Literal[
     "no_images",
     "broken_image_urls",
     "stalled_image_urls",
+    "dropped_image_urls",
     "slow",
     "hang",
     "stream_breaks",
@@ -201,6 +202,13 @@ class Fault:
         """The result lists every image, but the files at these indexes never answer
         (the download hangs until the client gives up or the fake is reset)."""
         return cls("stalled_image_urls", indexes=tuple(indexes))
+
+    @classmethod
+    def dropped_image_urls(cls, indexes: Iterable[int], *, hits: int = 1) -> Fault:
+        """The result lists every image, but the first `hits` downloads of the files at
+        these indexes lose their connection before any answer, as a kept-alive
+        connection closed by the server at the moment it is reused does."""
+        return cls("dropped_image_urls", indexes=tuple(indexes), hits=hits)
 
     @classmethod
     def slow(cls, seconds: float) -> Fault:

@@ -495,6 +495,7 @@ class FakeFal:
         self._prompt_faults: dict[str, deque[Fault]] = {}
         self._upload_faults: deque[Fault] = deque()
         self._stalled_files: set[str] = set()
+        self._drops_left: dict[str, int] = {}  # file path -> downloads still to drop
         self._in_flight: set[str] = set()
         self._max_in_flight = 0
         self._internal_errors: list[str] = []
@@ -1238,11 +1239,21 @@ class FakeFal:
         stalled = (
             set(fault.indexes) if fault is not None and kind == "stalled_image_urls" else set()
         )
+        dropped = (
+            set(fault.indexes) if fault is not None and kind == "dropped_image_urls" else set()
+        )
         files = (
             []
             if kind == "no_images"
             else [
-                self._publish(spec, data, arguments["sync_mode"], index in broken, index in stalled)
+                self._publish(
+                    spec,
+                    data,
+                    arguments["sync_mode"],
+                    index in broken,
+                    index in stalled,
+                    drops=(fault.hits or 1) if fault is not None and index in dropped else 0,
+                )
                 for index, (spec, data) in enumerate(zip(plan, encoded, strict=True))
             ]
         )
@@ -1256,10 +1267,11 @@ class FakeFal:
         sync_mode: bool,
         broken: bool,
         stalled: bool = False,
+        drops: int = 0,
     ) -> dict[str, Any]:
         mime = images.MIME_BY_FORMAT[spec.output_format]
         file_name = f"{secrets.token_urlsafe(15)}.{images.EXTENSION_BY_FORMAT[spec.output_format]}"
-        if sync_mode and not (broken or stalled):
+        if sync_mode and not (broken or stalled or drops):
             url = images.data_uri(mime, data)
         else:
             path = f"/files/b/{secrets.token_hex(4)}/{file_name}"
@@ -1270,6 +1282,8 @@ class FakeFal:
             elif not broken:
                 with self._lock:
                     self._files[path] = _StoredFile(data, mime)
+                    if drops:
+                        self._drops_left[path] = drops
         return {
             "url": url,
             "content_type": mime,
@@ -1393,6 +1407,11 @@ class FakeFal:
         with self._lock:
             stalled = request.path in self._stalled_files
             generation = self._generation
+            drop = self._drops_left.get(request.path, 0) > 0
+            if drop:
+                self._drops_left[request.path] -= 1
+        if drop:
+            return _Drop()
         if stalled:
             await self._stall(generation)
             return _Drop()
