@@ -83,11 +83,19 @@ class HistoryEntry:
     def caption(self) -> str:
         """One line for a list of runs, e.g. "a red fox in snow… · $0.13 · 14.2 s"."""
         price = "demo" if self.demo else format_usd(self.cost_usd)
-        # The runs of one batch share a mark, so they read as one group.
-        batch = f"▦ batch {self.batch_id[:4]} · " if self.batch_id else ""
+        # The runs of one batch (or one comparison) share a mark: they read as a group.
+        batch = ""
+        if self.batch_id:
+            compared = self.batch_id.startswith(COMPARISON_GROUP)
+            mark = self.batch_id.removeprefix(COMPARISON_GROUP)[:4]
+            batch = f"▦ {'compare' if compared else 'batch'} {mark} · "
         if self.status == "finished":
             return f"{batch}{_shorten(self.prompt)} · {price} · {self.seconds:.1f} s"
         return f"{batch}{_shorten(self.prompt)} · {price} · {self.status}"
+
+
+# The group id of a comparison's runs starts with this; a batch's is a bare uuid hex.
+COMPARISON_GROUP = "compare-"
 
 
 def _shorten(prompt: str) -> str:

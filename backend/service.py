@@ -49,23 +49,20 @@ from backend.errors import (
     StudioError,
     waited_too_long,
 )
-from backend.export import export_runs
-from backend.history import History, HistoryEntry, Status, Totals, thumbnail
+from backend.history import COMPARISON_GROUP, History, HistoryEntry, Status
+from backend.history_views import HistoryViews
 from backend.images import PreparedImage
 from backend.inputs import (
     canvas_background,
     first_image_size,
     mask_for,
     preview,
-    read_file,
     read_images,
     read_mask,
-    sidecar_of,
 )
 from backend.keys import KeyChoice, choose_key, clean_user_key
 from backend.mask_lock import DEFAULT_SEAM, MAX_SEAM, KeptFiles, keep_unmasked_files
 from backend.masks import Mask, mask_from_editor, painted_anything
-from backend.metadata import parameters_for_ui, read_metadata
 from backend.pricing import UNKNOWN_INPUT_SIZE, CostEstimate, format_usd
 from backend.progress import (
     Fetching,
@@ -154,6 +151,8 @@ class RunService:
         self.database = Database(settings.data_folder)
         self.budget = Budget(self.database, settings.host_key_budget_usd)
         self.history = History(self.database, settings.kept_dir)
+        # What the page reads of the history: per browser, or "All runs" locally.
+        self.views = HistoryViews(self.history, settings, endpoints)
         # A crash left these runs unfinished: say so, and keep their fal request id.
         if interrupted := self.history.recover():
             log.info(
@@ -546,7 +545,7 @@ class RunService:
         try:
             with self._stop_signal(caller, "compare") as stop:
                 # Each setting is a run in history; together, one group.
-                grouped = dataclasses.replace(caller, batch_id=uuid.uuid4().hex)
+                grouped = dataclasses.replace(caller, batch_id=COMPARISON_GROUP + uuid.uuid4().hex)
                 race = self._race(generator, comparison, key, grouped)
                 async with closing(until_stopped(race, stop)) as states:
                     async for state in states:
@@ -825,79 +824,14 @@ class RunService:
         image = await asyncio.to_thread(preview, prepared[0], mask)
         return MaskPreview(image, mask.edit_fraction)
 
-    # -- history and saved parameters ------------------------------------------------
-
-    @staticmethod
-    def new_browser_id(current: str) -> str:
-        """A random id for a browser's history, kept across reloads."""
-        return current or uuid.uuid4().hex
-
-    def all_runs_allowed(self) -> bool:
-        """The "All runs" view (every browser's runs) is for a local app, never a Space."""
-        return not self.settings.space_id
-
-    async def history_of(
-        self, browser_id: str | None, *, search: str = "", tab: str = ""
-    ) -> tuple[list[HistoryEntry], Totals]:
-        """This browser's runs, newest first, filtered, and what its runs cost.
-        `None` reads every browser's runs (only where `all_runs_allowed`)."""
-        if browser_id is None and not self.all_runs_allowed():
-            browser_id = ""
-        if browser_id == "":
-            return [], Totals(0.0, 0.0, 0)
-        entries = await self.history.entries(browser_id, search=search, tab=tab)
-        return entries, await self.history.totals(browser_id)
-
-    async def thumbnails(self, entries: Sequence[HistoryEntry]) -> list[str]:
-        """A small image for each entry's first image (the image itself if none can be
-        made), in Gradio's upload folder, where it is served as it is."""
-        folder = self.settings.results_dir / "thumbnails"
-
-        def make() -> list[str]:
-            return [thumbnail(e.image_paths[0], folder) or e.image_paths[0] for e in entries]
-
-        return await asyncio.to_thread(make)
-
-    async def result_file(self, browser_id: str, request_id: str, index: int) -> str | None:
-        """The kept copy of image `index` of this browser's run `request_id`; None for
-        another browser's run or an API caller."""
-        if not browser_id or index < 0:
-            return None
-        return await self.history.file_of(browser_id, request_id, index)
-
-    async def fal_urls_of(self, browser_id: str, paths: Sequence[str]) -> dict[str, str]:
-        """Of `paths`, this browser's kept result copies that fal served, with fal's URL
-        (what an edit can send instead of uploading the file again)."""
-        return await self.history.fal_urls(browser_id, paths) if browser_id else {}
-
-    async def history_entry(self, browser_id: str | None, run_id: str) -> HistoryEntry | None:
-        """One run of this browser (any browser's for None, where "All runs" is allowed)."""
-        if browser_id is None and not self.all_runs_allowed():
-            return None
-        return await self.history.get(browser_id, run_id) if run_id else None
-
-    async def delete_run(self, browser_id: str | None, run_id: str) -> bool:
-        """Delete one of this browser's runs (any browser's for None, where the
-        "All runs" view is allowed) with its kept images; False if there is none."""
-        if browser_id is None and not self.all_runs_allowed():
-            return False
-        return await self.history.delete(browser_id, run_id)
-
-    async def export_runs(self, browser_id: str | None, run_ids: Sequence[str]) -> Path:
-        """A zip of these runs of this browser (any browser's for None, where "All
-        runs" is allowed): their images and a JSON of their parameters. Raises
-        InvalidInput when none of them is there."""
-        if browser_id is None and not self.all_runs_allowed():
-            browser_id = ""
-        entries = [e for e in [await self.history.get(browser_id, i) for i in run_ids] if e]
-        if not entries:
-            raise InvalidInput("Choose the runs to export first, in the list above the button.")
-        return await asyncio.to_thread(export_runs, entries, self.settings.results_dir / "exports")
+    # -- history: what runs through fal again ---------------------------------------
 
     async def fetch_again(self, caller: Caller, run_id: str) -> HistoryEntry:
         """An interrupted run's result, fetched from fal by its request id (nothing is
         sent again), kept, and the run marked finished. Raises StudioError."""
-        whose = caller.browser_id if caller.browser_id or not self.all_runs_allowed() else None
+        whose = (
+            caller.browser_id if caller.browser_id or not self.views.all_runs_allowed() else None
+        )
         entry = await self.history.get(whose, run_id) if run_id else None
         if entry is None or not entry.can_fetch:
             raise InvalidInput(
@@ -922,17 +856,3 @@ class RunService:
             raise
         assert kept is not None
         return kept
-
-    async def hosted_copies(self, browser_id: str, paths: Sequence[str]) -> dict[str, str]:
-        """Of `paths`, the app's copies of this browser's results on fal's media hosts,
-        each with its fal URL (what an edit sends instead of the file)."""
-        cdn = self.settings.fal_cdn_url
-        known = await self.fal_urls_of(browser_id, paths)
-        return {path: url for path, url in known.items() if on_fal_media(url, cdn)}
-
-    async def parameters_from_file(self, path: str) -> tuple[Endpoint, dict[str, Any]]:
-        """The endpoint and the prompt and parameters saved in an image this app made."""
-        data = await asyncio.to_thread(read_file, path)
-        sidecar = await asyncio.to_thread(sidecar_of, path)
-        tab, values = parameters_for_ui(read_metadata(data, sidecar=sidecar), self.endpoints)
-        return self.endpoints.by_tab(tab), values

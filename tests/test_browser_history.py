@@ -135,3 +135,44 @@ def test_two_browsers_never_see_each_others_history(browser, app_server, fake):
     finally:
         for context in contexts:
             context.close()
+
+
+def test_a_comparison_in_the_page_is_in_this_browsers_history(browser, app_server, fake):
+    # Each setting of a comparison is a run of its own; from the page, they belong to
+    # the browser like any run (not only to the host's "All runs").
+    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    page = context.new_page()
+    try:
+        page.goto(app_server.url)
+        page.get_by_role("tab", name="Compare").click()
+        prompt = "compared: a paper boat on a pond"
+        page.fill("#cmp-prompt textarea", prompt)
+        page.click("#cmp-run")  # low, medium and high at the first size
+        page.wait_for_function(
+            "document.querySelector('#cmp-status')?.innerText.includes('3 of 3 settings')",
+            timeout=30_000,
+        )
+        # Copy as code: the request each setting sent, headed by its setting.
+        page.locator("#cmp-details").get_by_text("Details").click()
+        page.locator("#cmp-code-python pre").first.wait_for()
+        python = page.inner_text("#cmp-code-python")
+        for quality in ("low", "medium", "high"):
+            assert f"{quality} · 1024x1024" in python
+        assert python.count("fal_client.subscribe(") == 3, python
+
+        open_history(page)
+        page.wait_for_function(
+            "document.querySelector('#history-total')?.innerText.includes('3 runs')",
+            timeout=10_000,
+        )
+        assert page.inner_text("#history-total").startswith("3 runs in this browser")
+        thumbnails = page.locator("#history .thumbnail-item")
+        assert thumbnails.count() == 3
+        # Marked as one comparison, not as a batch.
+        marks = {thumbnails.nth(i).inner_text().split(" · ")[0] for i in range(3)}
+        assert len(marks) == 1 and marks.pop().startswith("▦ compare "), marks
+        sent = {sub.arguments["quality"] for sub in fake.submissions}
+        assert sent == {"low", "medium", "high"}
+        assert all(sub.arguments["prompt"] == prompt for sub in fake.submissions)
+    finally:
+        context.close()

@@ -283,6 +283,10 @@ def test_captions_are_short():
     demo = HistoryEntry(**{**entry.__dict__, "demo": True, "status": "interrupted"})
     assert demo.caption() == "a red fox in snow, watercolor, soft… · demo · interrupted"
     assert not demo.can_fetch  # nothing at fal to fetch for a demo run
+    batch = HistoryEntry(**{**entry.__dict__, "batch_id": "d3b7aa"})
+    assert batch.caption().startswith("▦ batch d3b7 · a red fox")
+    compared = HistoryEntry(**{**entry.__dict__, "batch_id": "compare-9f01bb"})
+    assert compared.caption().startswith("▦ compare 9f01 · a red fox")
 
 
 def test_all_runs_is_for_a_local_app_never_a_space(tmp_path):
@@ -293,7 +297,7 @@ def test_all_runs_is_for_a_local_app_never_a_space(tmp_path):
     async def listed(settings: Settings) -> int:
         service = RunService(settings, fal=DemoClient(settings), demo=DemoClient(settings))
         await service.history.start(new_run("someone-else"))
-        entries, _ = await service.history_of(None)
+        entries, _ = await service.views.history_of(None)
         return len(entries)
 
     assert run(listed(Settings(data_dir=tmp_path / "local"))) == 1

@@ -94,7 +94,7 @@ def batch_area(service: RunService, shared: Shared, endpoint: Endpoint, form: Fo
     async def batch_in_page(
         request: gr.Request, fal_key: str, browser_id: str, batch_prompts: str, **values: Any
     ) -> AsyncIterator[Any]:
-        browser_id = service.new_browser_id(browser_id)
+        browser_id = service.views.new_browser_id(browser_id)
         caller = caller_of(service, request, fal_key, browser_id=browser_id, page=True)
         try:
             jobs = service.batch_jobs(endpoint, batch_prompts, values)

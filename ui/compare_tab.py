@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import get_args
+from typing import Any, get_args
 
 import gradio as gr
 
 from backend.endpoints import Endpoint
-from backend.service import Cancelled, Comparison, RunService, StudioError, format_usd
-from ui.controls import ResultPanel, result_panel, shortcut_hint
+from backend.service import (
+    Caller,
+    Cancelled,
+    Comparison,
+    RunService,
+    StudioError,
+    format_usd,
+)
+from ui.controls import ResultPanel, Shared, result_panel, shortcut_hint
 from ui.forms import prompt_box
 from ui.progress import describe_error
-from ui.runs import CLEARED, Outputs, caller_of, wire_stop
+from ui.runs import CLEARED, Outputs, caller_of, for_api, for_page, wire_stop
 
 
-def compare_tab(service: RunService, endpoint: Endpoint, fal_key: gr.Textbox) -> ResultPanel:
+def compare_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> ResultPanel:
     def choices(name: str) -> list[str]:
         return list(get_args(endpoint.field(name).annotation))
 
@@ -57,20 +64,16 @@ def compare_tab(service: RunService, endpoint: Endpoint, fal_key: gr.Textbox) ->
         with gr.Column(scale=3, min_width=320):
             panel = result_panel("cmp", columns=3)
 
-    async def compare(
+    async def compared_as_it_goes(
+        caller: Caller,
         prompt: str,
         qualities: list[str] | None,
         sizes: list[str] | None,
-        background: str = "auto",
-        output_format: str = "png",
-        fal_key: str = "",
-        request: gr.Request | None = None,
+        background: str,
+        output_format: str,
     ) -> AsyncIterator[Outputs]:
-        """One prompt at each chosen quality x size, all started together.
-
-        Returns one image per setting (captioned with its setting, time and
-        cost), the records, and a status sentence."""
-        caller = caller_of(service, request, fal_key, page=True)
+        """Status lines as the settings finish, then (images, records, sentence); a
+        failure is its sentence in the status line, then raised."""
         state: Comparison | None = None
         try:
             jobs = service.comparison_jobs(
@@ -88,9 +91,44 @@ def compare_tab(service: RunService, endpoint: Endpoint, fal_key: gr.Textbox) ->
             return
         except StudioError as exc:
             yield *CLEARED, describe_error(exc.message)
-            raise gr.Error(exc.message, print_exception=False) from None
+            raise
         assert state is not None  # compare() always yields once, at the start
         yield compared(state)
+
+    async def compare_in_page(
+        request: gr.Request,
+        fal_key: str,
+        browser_id: str,
+        prompt: str,
+        qualities: list[str] | None,
+        sizes: list[str] | None,
+        background: str,
+        output_format: str,
+    ) -> AsyncIterator[Any]:
+        # The page's own handler, so each setting's run is in this browser's history.
+        browser_id = service.views.new_browser_id(browser_id)
+        caller = caller_of(service, request, fal_key, browser_id=browser_id, page=True)
+        outputs = compared_as_it_goes(caller, prompt, qualities, sizes, background, output_format)
+        async for item in for_page(outputs, browser_id):
+            yield item
+
+    async def compare(
+        prompt: str,
+        qualities: list[str] | None,
+        sizes: list[str] | None,
+        background: str = "auto",
+        output_format: str = "png",
+        fal_key: str = "",
+        request: gr.Request | None = None,
+    ) -> AsyncIterator[Outputs]:
+        """One prompt at each chosen quality x size, all started together.
+
+        Returns one image per setting (captioned with its setting, time and
+        cost), the records, and a status sentence."""
+        caller = caller_of(service, request, fal_key)
+        outputs = compared_as_it_goes(caller, prompt, qualities, sizes, background, output_format)
+        async for item in for_api(outputs):
+            yield item
 
     def compared(state: Comparison, *, stopped: bool = False) -> Outputs:
         gallery, records, failures = [], [], []
@@ -127,16 +165,22 @@ def compare_tab(service: RunService, endpoint: Endpoint, fal_key: gr.Textbox) ->
         runs = "run" if count == 1 else "runs"
         return f"{count} {runs} · estimated cost: **≈ {format_usd(total)}**"
 
-    gr.on(
-        [run.click, prompt.submit],
+    inputs = {
+        "prompt": prompt,
+        "qualities": qualities,
+        "sizes": sizes,
+        "background": background,
+        "output_format": output_format,
+    }
+    shared.on_run([run.click, prompt.submit], compare_in_page, inputs, panel)
+    wire_stop(stop, service, "compare")
+    # The public endpoint: one hidden trigger, the same core as the page.
+    gr.Button(visible=False, elem_id="cmp-api").click(
         compare,
-        inputs=[prompt, qualities, sizes, background, output_format, fal_key],
+        inputs=[prompt, qualities, sizes, background, output_format, shared.fal_key],
         outputs=panel.outputs(),
         api_name="compare",
-        show_progress="minimal",
-        show_progress_on=[panel.gallery],
     )
-    wire_stop(stop, service, "compare")
     gr.on(
         [qualities.change, sizes.change, prompt.blur],
         estimate,

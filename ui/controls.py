@@ -121,7 +121,7 @@ def result_panel(prefix: str, columns: int = 2, *, one_hop: bool = False) -> Res
         add_reference = gr.Button(
             "Add as reference", size="sm", elem_id=f"{prefix}-add-reference", min_width=120
         )
-    with gr.Accordion("Details", open=False):
+    with gr.Accordion("Details", open=False, elem_id=f"{prefix}-details"):
         record = gr.JSON(label="Request record", elem_id=f"{prefix}-record")
         code = copy_as_code(prefix)
     selected = gr.State(None)
@@ -195,14 +195,32 @@ _CODE_TITLES = {
 }
 
 
-def code_of(record: dict[str, Any] | None) -> tuple[str, str, str]:
-    """The three snippets for a run's record, as Markdown; empty while there is none."""
-    if not record or "arguments" not in record or "endpoint" not in record:
+def code_of(record: dict[str, Any] | list[Any] | None) -> tuple[str, str, str]:
+    """The three snippets for a run's record, as Markdown; empty while there is none.
+
+    Compare's record is a list, one record per setting: each finished setting gets
+    its own snippet, headed by the setting."""
+    runs = record if isinstance(record, list) else [record]
+    sent = [
+        run for run in runs if isinstance(run, dict) and "arguments" in run and "endpoint" in run
+    ]
+    if not sent:
         return "", "", ""
-    snippets = request_as_code(record)
-    texts = {"python": snippets.python, "javascript": snippets.javascript, "shell": snippets.curl}
+    blocks: dict[str, list[str]] = {language: [] for language in _CODE_LANGUAGES}
+    for run in sent:
+        snippets = request_as_code(run)
+        texts = {
+            "python": snippets.python,
+            "javascript": snippets.javascript,
+            "shell": snippets.curl,
+        }
+        heading = (
+            f"**{run['setting']}**\n\n" if isinstance(record, list) and "setting" in run else ""
+        )
+        for language in _CODE_LANGUAGES:
+            blocks[language].append(f"{heading}```{language}\n{texts[language]}```")
     python, javascript, shell = (
-        f"{_CODE_TITLES[language]}:\n\n```{language}\n{texts[language]}```"
+        f"{_CODE_TITLES[language]}:\n\n" + "\n\n".join(blocks[language])
         for language in _CODE_LANGUAGES
     )
     return python, javascript, shell

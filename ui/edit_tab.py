@@ -198,13 +198,13 @@ def edit_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> EditTab
         seam: float,
         **values: Any,
     ) -> AsyncIterator[Any]:
-        browser_id = service.new_browser_id(browser_id)
+        browser_id = service.views.new_browser_id(browser_id)
         caller = caller_of(service, request, fal_key, browser_id=browser_id, page=True)
         paths = gallery_paths(references)
         drafts: list[EditDraft] = []
 
         # A result of this browser's on fal's media hosts goes back as its URL.
-        hosted = await service.hosted_copies(browser_id, paths)
+        hosted = await service.views.hosted_copies(browser_id, paths)
 
         async def build() -> Any:
             draft = await service.edit(

@@ -49,7 +49,7 @@ def generate_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> Gen
     async def generate_in_page(
         request: gr.Request, fal_key: str, browser_id: str, **values: Any
     ) -> AsyncIterator[Any]:
-        browser_id = service.new_browser_id(browser_id)
+        browser_id = service.views.new_browser_id(browser_id)
         caller = caller_of(service, request, fal_key, browser_id=browser_id, page=True)
 
         async def build() -> Any:

@@ -72,7 +72,7 @@ def history_filters(service: RunService) -> HistoryFilters:
         tab=gr.Dropdown(choices, value="", label="Tab", render=False, elem_id="history-tab"),
         everyone=gr.Checkbox(
             label="All runs (every browser on this machine)",
-            visible=service.all_runs_allowed(),
+            visible=service.views.all_runs_allowed(),
             render=False,
             elem_id="history-all",
         ),
@@ -103,10 +103,10 @@ def history_view(service: RunService):  # type: ignore[no-untyped-def]
     async def show_history(
         browser_id: str, search: str = "", tab: str = "", everyone: bool = False
     ) -> tuple[Any, ...]:
-        whose = None if everyone and service.all_runs_allowed() else browser_id
-        entries, totals = await service.history_of(whose, search=search or "", tab=tab or "")
+        whose = None if everyone and service.views.all_runs_allowed() else browser_id
+        entries, totals = await service.views.history_of(whose, search=search or "", tab=tab or "")
         with_images = [e for e in entries if e.image_paths]
-        shown = await service.thumbnails(with_images)
+        shown = await service.views.thumbnails(with_images)
         items = [(path, entry.caption()) for path, entry in zip(shown, with_images, strict=True)]
         runs = "run" if totals.runs == 1 else "runs"
         where = "on this machine" if whose is None else "in this browser"
@@ -193,8 +193,8 @@ def history_panel(
         browser_id: str, search: str, tab: str, everyone: bool, index: int
     ) -> HistoryEntry | None:
         """The entry at `index` of the gallery as the filters show it."""
-        whose = None if everyone and service.all_runs_allowed() else browser_id
-        entries, _ = await service.history_of(whose, search=search or "", tab=tab or "")
+        whose = None if everyone and service.views.all_runs_allowed() else browser_id
+        entries, _ = await service.views.history_of(whose, search=search or "", tab=tab or "")
         with_images = [e for e in entries if e.image_paths]
         return with_images[index] if 0 <= index < len(with_images) else None
 
@@ -216,8 +216,8 @@ def history_panel(
     async def delete_run(
         browser_id: str, run_id: str, search: str, tab: str, everyone: bool
     ) -> tuple[Any, ...]:
-        whose = None if everyone and service.all_runs_allowed() else browser_id
-        if not run_id or not await service.delete_run(whose, run_id):
+        whose = None if everyone and service.views.all_runs_allowed() else browser_id
+        if not run_id or not await service.views.delete_run(whose, run_id):
             said = describe_error("Click a run in the list first, then Delete.")
         else:
             said = "🗑️ Deleted the run and its images."
@@ -240,9 +240,9 @@ def history_panel(
         yield f"✅ Fetched {count} image{'s' if count != 1 else ''} from fal into your history."
 
     async def export_runs(browser_id: str, run_ids: list[str] | None, everyone: bool) -> Any:
-        whose = None if everyone and service.all_runs_allowed() else browser_id
+        whose = None if everyone and service.views.all_runs_allowed() else browser_id
         try:
-            path = await service.export_runs(whose, run_ids or [])
+            path = await service.views.export_runs(whose, run_ids or [])
         except StudioError as exc:
             return gr.File(visible=False), describe_error(exc.message)
         count = len(run_ids or [])
@@ -257,7 +257,7 @@ def history_panel(
         if not file:
             return {load_status: ""}
         try:
-            endpoint, values = await service.parameters_from_file(file)
+            endpoint, values = await service.views.parameters_from_file(file)
         except StudioError as exc:
             return {load_status: describe_error(exc.message)}
         said = f"Loaded the prompt and parameters into the {endpoint.title} tab."
@@ -305,15 +305,15 @@ def history_panel(
         browser's history, never from a URL the page sends."""
         if not isinstance(record, dict) or not isinstance(record.get("request_id"), str):
             return None
-        return await service.result_file(browser_id, record["request_id"], selected or 0)
+        return await service.views.result_file(browser_id, record["request_id"], selected or 0)
 
     async def picked_in_gallery(gallery: Any, selected: int | None) -> str | None:
         return picked(gallery, selected)
 
     async def picked_from_history(browser_id: str, run_id: str, everyone: bool) -> str | None:
         """The selected run's own first image (the History gallery shows thumbnails)."""
-        whose = None if everyone and service.all_runs_allowed() else browser_id
-        entry = await service.history_entry(whose, run_id)
+        whose = None if everyone and service.views.all_runs_allowed() else browser_id
+        entry = await service.views.history_entry(whose, run_id)
         return entry.image_paths[0] if entry and entry.image_paths else None
 
     def wire(send: gr.Button, add: gr.Button, pick: Any, sources: list[Any]) -> None:

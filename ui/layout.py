@@ -92,7 +92,7 @@ def build_demo(service: RunService) -> gr.Blocks:
             with gr.Tab(endpoints.editing.title, id=endpoints.editing.tab):
                 editing = edit_tab(service, shared, endpoints.editing)
             with gr.Tab("Compare", id="compare"):
-                compared = compare_tab(service, endpoints.text_to_image, fal_key)
+                compared = compare_tab(service, shared, endpoints.text_to_image)
             with gr.Tab("History", id="history-tab"):
                 history_panel(
                     service,

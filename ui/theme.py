@@ -43,6 +43,14 @@ CSS = """
 .status pre { max-height: 9em; overflow-y: auto; font-size: 0.85em; }
 footer { display: none !important; }
 #edit-canvas.drop-target { outline: 3px dashed var(--color-accent); outline-offset: -3px; }
+/* History's thumbnails keep their size however few runs there are: Gradio's
+   gallery spreads one or two items over the whole row. Three across on a phone. */
+#history .grid-container {
+  grid-template-columns: repeat(6, minmax(0, 1fr)) !important;
+  grid-template-rows: none !important;
+}
+/* ...and the list is as tall as its rows (Gradio keeps 450 px for any gallery). */
+#history .grid-wrap.fixed-height:has(.thumbnail-item) { min-height: 0 !important; }
 
 /* A phone: the run and stop buttons of the open tab stay at the bottom of the
    screen (the form is long there, and the buttons sit below it), and the page
@@ -63,6 +71,7 @@ footer { display: none !important; }
   .run-row > * { min-width: 0 !important; }
   /* Four tabs (History is one) fit on a phone without an overflow menu. */
   .tab-container > button { padding: 0 var(--size-2) !important; }
+  #history .grid-container { grid-template-columns: repeat(3, minmax(0, 1fr)) !important; }
   .gradio-container { padding-bottom: 88px !important; }
 }
 @media (pointer: coarse) and (max-width: 640px) {
