@@ -12,6 +12,7 @@ error, for the page's table and the API's records.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -189,6 +190,18 @@ class Batch:
 
     def records(self) -> list[dict[str, Any]]:
         return [item.record() for item in self.items]
+
+
+@dataclass(eq=False)
+class LiveBatch:
+    """A batch under way, in a task of its own (`RunService._drive_batch`). A page's
+    batch belongs to its browser: it goes on when the page goes, and the browser's
+    next page follows it and can stop it."""
+
+    batch: Batch
+    browser_id: str
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # its Stop button's
+    task: asyncio.Task[None] | None = None
 
 
 def state_of(event: Progress) -> ItemState:

@@ -23,6 +23,7 @@ Painted layers, as Gradio's `gr.ImageEditor`/`gr.ImageMask` hand them over:
 from __future__ import annotations
 
 import io
+import struct
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
@@ -265,7 +266,7 @@ def _may_pass_limit(width: int, height: int) -> bool:
 
     A two-colour image carries at most one bit a pixel; the worst case measured
     (independent random pixels, the most a two-colour image can hold) encodes
-    to 0.72 bytes a pixel at level 1 with the RLE strategy (1536x1024: 1.1 MB).
+    to 0.65 bytes a pixel at level 1 with the RLE strategy (1536x1024: 1.0 MB).
     The bound allows 1 byte a pixel and a margin, so 1536x1024 (1.6 MB at
     worst) waits to be encoded while the references upload; a mask over about
     4 megapixels is encoded at once so it can be refused before anything is sent.
@@ -280,14 +281,31 @@ _RGBA_PIXELS = np.array([0xFF000000, 0x00FFFFFF], dtype="<u4")
 
 
 def _png_rgba(edit: Bools, *, level: int, strategy: int) -> bytes:
-    """Encode the mask as an 8-bit RGBA PNG with Pillow.
+    """Encode the mask as an 8-bit RGBA PNG, every row with PNG's "Sub" filter.
 
-    zlib's run-length strategy suits a two-colour image: as fast as level 1 and
-    a quarter of the size.
+    Written here, not by Pillow, because Pillow offers no choice of row filter and
+    took 25 ms for a 1536x1024 mask (tests/test_masks.py decodes the result with
+    Pillow). With Sub, each byte minus the one a pixel before, a two-colour image
+    is zeros except where a row crosses the edge of the area: zlib's run-length
+    strategy then takes 10 ms for the same mask, at about the same size.
     """
-    pixels = _RGBA_PIXELS[edit.view(np.uint8)].view(np.uint8).reshape(*edit.shape, 4)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, "RGBA").save(
-        buffer, "PNG", compress_level=level, compress_type=strategy
+    height, width = edit.shape
+    pixels = _RGBA_PIXELS[edit.view(np.uint8)].view(np.uint8).reshape(height, width * 4)
+    rows = np.empty((height, width * 4 + 1), dtype=np.uint8)
+    rows[:, 0] = 1  # the filter type of each row: Sub
+    rows[:, 1:5] = pixels[:, :4]
+    np.subtract(pixels[:, 4:], pixels[:, :-4], out=rows[:, 5:])  # modulo 256, as PNG says
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
+    idat = compressor.compress(rows.data) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8 bits, RGBA
+    return b"".join(
+        (_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b""))
     )
-    return buffer.getvalue()
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    """A PNG chunk: its length, type, data, and the CRC-32 of type and data."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

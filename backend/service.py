@@ -31,6 +31,7 @@ from backend.batch import (
     EMPTY_BATCH,
     Batch,
     BatchItem,
+    LiveBatch,
     batch_jobs,
     failed,
     read_prompt_file,
@@ -161,8 +162,9 @@ class RunService:
         # The browser's history id is kept encrypted in its local storage; with a
         # secret made anew at each start (Gradio's default), a restart would lose it.
         self.browser_id_secret = self.database.kept_secret("browser-id")
-        # The runs under way, each in its own task, by run id.
+        # The runs under way, each in its own task, by run id; the batches, by batch id.
         self._live: dict[str, LiveRun] = {}
+        self._batches: dict[str, LiveBatch] = {}
         self._canvas_dir = settings.results_dir / "canvas"
         # The Stop button's signal for the run under way, by (page session, tab).
         self._stops: dict[tuple[str, str], asyncio.Event] = {}
@@ -633,14 +635,69 @@ class RunService:
         into history as one batch. Yields the batch as its items progress (at most
         every `_BATCH_EVERY_S`), and once more at the end.
 
-        Stop (the "batch" tab's) cancels what has not finished, at fal too, and keeps
-        what has; the batch then ends normally, its stopped items saying so.
+        The batch runs in a task of its own. A page's batch (a caller with a browser
+        id) belongs to the browser: if the page goes, the batch goes on, and the
+        browser's next page follows it (`live_batch`, `follow_batch`). An API
+        caller's batch ends with its caller. Stop (the "batch" tab's) cancels what
+        has not finished, at fal too, and keeps what has; the batch then ends
+        normally, its stopped items saying so.
         """
         if not jobs:
             raise InvalidInput(EMPTY_BATCH)
         key = self._key_or_demo(caller.fal_key)
         batch = Batch([BatchItem(i, job_prompt(job)) for i, job in enumerate(jobs)])
-        caller = dataclasses.replace(caller, batch_id=batch.batch_id)
+        live = LiveBatch(batch, caller.browser_id)
+        live.task = asyncio.create_task(self._drive_batch(live, endpoint, jobs, key, caller))
+        self._batches[batch.batch_id] = live
+        self._attach_batch(live, caller.session)
+        states = self._follow_batch(live, cancel_on_exit=not caller.browser_id)
+        async with closing(states):
+            async for state in states:
+                yield state
+
+    def live_batch(self, browser_id: str) -> LiveBatch | None:
+        """This browser's newest batch under way, if any."""
+        mine = [b for b in self._batches.values() if browser_id and b.browser_id == browser_id]
+        return mine[-1] if mine else None
+
+    async def follow_batch(self, live: LiveBatch, session: str | None) -> AsyncIterator[Batch]:
+        """Follow a batch under way from a reopened page, whose Stop batch now ends it."""
+        self._attach_batch(live, session)
+        states = self._follow_batch(live, cancel_on_exit=False)
+        async with closing(states):
+            async for state in states:
+                yield state
+
+    def _attach_batch(self, live: LiveBatch, session: str | None) -> None:
+        if session is not None:
+            self._stops[(session, "batch")] = live.stop
+
+    async def _follow_batch(self, live: LiveBatch, *, cancel_on_exit: bool) -> AsyncIterator[Batch]:
+        task = live.task
+        assert task is not None
+        try:
+            while not task.done():
+                yield live.batch
+                await asyncio.wait({task}, timeout=_BATCH_EVERY_S)
+            yield live.batch
+        except (GeneratorExit, asyncio.CancelledError):
+            if cancel_on_exit and not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+            raise
+
+    async def _drive_batch(
+        self,
+        live: LiveBatch,
+        endpoint: Endpoint,
+        jobs: Sequence[Job],
+        key: KeyChoice,
+        caller: Caller,
+    ) -> None:
+        batch = live.batch
+        # Grouped in history. No page session for its runs: a closed page drops the
+        # runs it had not sent yet, but a batch's belong to the batch, which goes on.
+        caller = dataclasses.replace(caller, batch_id=batch.batch_id, session=None)
         room = asyncio.Semaphore(self.settings.batch_concurrency)
         lives: dict[int, LiveRun] = {}
 
@@ -650,16 +707,18 @@ class RunService:
                     item.state = "stopped"
                     return
                 try:
-                    live = await self._launch(
+                    run = await self._launch(
                         endpoint, jobs[item.index], key, caller, stop_button=False
                     )
                 except StudioError as exc:
                     failed(item, exc, stopped=False)
                     return
-                lives[item.index] = live
-                item.run_id = live.run_id
+                lives[item.index] = run
+                item.run_id = run.run_id
+                if batch.stopped:  # Stop came while it was being launched
+                    run.stop.set()
                 try:
-                    async with closing(self._follow(live, owner=caller)) as events:
+                    async with closing(self._follow(run, owner=caller)) as events:
                         async for event in events:
                             item.last = event
                             if isinstance(event, Finished):
@@ -669,32 +728,32 @@ class RunService:
                     failed(item, exc, stopped=isinstance(exc, Cancelled))
 
         tasks = {asyncio.ensure_future(one(item)) for item in batch.items}
-        with self._stop_signal(caller, "batch") as stop:
-            stopping = asyncio.ensure_future(stop.wait())
-            try:
-                yield batch
-                pending: set[asyncio.Future[Any]] = set(tasks)
-                while pending:
-                    done, pending = await asyncio.wait(
-                        pending | {stopping},
-                        timeout=_BATCH_EVERY_S,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                    pending.discard(stopping)
-                    if stopping in done and not batch.stopped:
-                        batch.stopped = True
-                        for live in lives.values():
-                            live.stop.set()  # cancelled at fal; finished ones are kept
-                    yield batch
-            finally:
-                stopping.cancel()
-                for task in tasks:  # the caller went away: so do the runs not yet at fal
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-        for item in batch.items:
-            if item.state == "waiting":
-                item.state = "stopped"
-        yield batch
+        stopping = asyncio.ensure_future(live.stop.wait())
+        try:
+            pending: set[asyncio.Future[Any]] = set(tasks)
+            while pending:
+                # Once stopped, only the items are waited on (a done `stopping` would
+                # end every wait at once).
+                watched = pending if batch.stopped else pending | {stopping}
+                done, pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+                pending.discard(stopping)
+                if stopping in done and not batch.stopped:
+                    batch.stopped = True
+                    for run in lives.values():
+                        run.stop.set()  # cancelled at fal; finished ones are kept
+        except Exception:
+            log.exception("a batch failed on our side")
+        finally:
+            stopping.cancel()
+            for task in tasks:  # cancelled (an API caller went): so are the runs not at fal
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for item in batch.items:
+                if item.state == "waiting":
+                    item.state = "stopped"
+            self._batches.pop(batch.batch_id, None)
+            for slot in [slot for slot, stop in self._stops.items() if stop is live.stop]:
+                del self._stops[slot]
 
     def comparison_jobs(
         self,

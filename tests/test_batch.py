@@ -227,3 +227,53 @@ def test_stop_halfway_keeps_the_finished_ones_and_cancels_the_rest(browser, fake
         "third": "finished",
     }
     assert len({batch_id for _, _, batch_id in runs}) == 1, "one batch in history"
+
+
+@pytest.mark.browser
+def test_a_batch_goes_on_through_a_reload_and_the_new_page_follows_and_stops_it(
+    browser, fake, tmp_path
+):
+    # Two at a time and five prompts: at the reload, three have not been sent yet. They
+    # are sent all the same, the reopened page shows the batch's table, and its Stop
+    # batch ends the one that never finishes.
+    from tests.conftest import start_app, stop_app
+
+    app = start_app(tmp_path, STUDIO_BATCH_CONCURRENCY="2")
+    fake.latency = 1.5
+    fake.inject(Fault.never_finish(), prompt="e never finishes")
+    prompts = ["a fox", "b heron", "c frog", "d owl", "e never finishes"]
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
+    page = context.new_page()
+    try:
+        page.goto(app.url)
+        page.get_by_text("Batch: many prompts at once").click()
+        page.fill("#t2i-batch-prompts textarea", "\n".join(prompts))
+        page.click("#t2i-batch-run")
+        fake.wait_for_submissions(2)
+        page.wait_for_function(STATUS_INCLUDES.format(text="0 of 5 done"), timeout=15_000)
+        page.reload()
+        # The reopened page opens the area on the same batch, still going.
+        page.wait_for_function(STATUS_INCLUDES.format(text="of 5 done"), timeout=15_000)
+        assert page.is_visible("#t2i-batch-status")
+        fake.wait_until(
+            lambda: sum(s.state == "COMPLETED" for s in fake.submissions) == 4,
+            30,
+            "the four that finish to finish",
+        )
+        page.wait_for_function(STATUS_INCLUDES.format(text="4 of 5 done"), timeout=15_000)
+        [stuck] = [s for s in fake.submissions if s.arguments["prompt"] == "e never finishes"]
+        page.click("#t2i-batch-stop")
+        fake.wait_until(lambda: stuck.cancelled, message="the cancel to reach fal")
+        page.wait_for_function(STATUS_INCLUDES.format(text="Batch stopped"), timeout=15_000)
+        assert "4 of 5 finished and kept" in page.inner_text("#t2i-batch-status")
+        # History, refreshed once the batch ended, counts its four finished runs.
+        page.get_by_role("tab", name="History").click()
+        page.wait_for_function(
+            "document.querySelector('#history-total')?.innerText.includes('4 runs')",
+            timeout=10_000,
+        )
+    finally:
+        context.close()
+        stop_app(app)
+    assert sorted(s.arguments["prompt"] for s in fake.submissions) == prompts
+    assert [s.arguments["prompt"] for s in fake.submissions if s.cancelled] == ["e never finishes"]

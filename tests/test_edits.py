@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+import zlib
 from typing import Any
 
 import numpy as np
@@ -103,19 +104,20 @@ def test_a_zero_limit_uploads_everything():
 
 async def test_references_upload_while_the_mask_is_still_being_encoded(fake, tmp_path, monkeypatch):
     """The mask's PNG is encoded only once both references' uploads have reached fal:
-    Pillow's encoder is held until then (for 10 s at most, which fails the test)."""
+    its encoder (zlib's, run-length, as only the mask asks for it; references are not
+    re-encoded) is held until then (for 10 s at most, which fails the test)."""
     holding: list[int] = []
-    original_save = Image.Image.save
+    original = zlib.compressobj
 
-    def save(self: Image.Image, fp: Any, format: str | None = None, **params: Any) -> None:
-        if self.mode == "RGBA" and format == "PNG":  # the mask (references are not re-encoded)
+    def compressobj(*args: Any, **kwargs: Any) -> Any:
+        if args[4:5] == (zlib.Z_RLE,):
             deadline = time.monotonic() + 10
             while len(fake.uploads) < 2 and time.monotonic() < deadline:
                 time.sleep(0.01)
             holding.append(len(fake.uploads))
-        original_save(self, fp, format, **params)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(Image.Image, "save", save)
+    monkeypatch.setattr(zlib, "compressobj", compressobj)
     settings = Settings(fal_key=KEY, results_dir=tmp_path, inline_limit_bytes=0)
     client = ImageClient(settings)
     references = [

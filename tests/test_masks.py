@@ -429,14 +429,15 @@ def test_preview_of_a_transparent_image_of_another_size():
 def test_a_mask_is_encoded_when_asked_unless_it_could_pass_the_4_mb_limit(monkeypatch):
     """Encoding waits for `png` (send_inputs does it while references upload), except for a
     mask big enough to pass 4 MB, encoded at once so that it is refused before anything is sent."""
+    # The encoder is zlib's (the standard library's), watched as it is asked for.
     encoded: list[tuple[int, int]] = []
-    original_save = Image.Image.save
+    original = zlib.compressobj
 
-    def save(self: Image.Image, fp: Any, format: str | None = None, **params: Any) -> None:
-        encoded.append(self.size)
-        original_save(self, fp, format, **params)
+    def compressobj(*args: Any, **kwargs: Any) -> Any:
+        encoded.append(size)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(Image.Image, "save", save)
+    monkeypatch.setattr(zlib, "compressobj", compressobj)
     for size, at_once in (((1536, 1024), False), ((2048, 2048), True)):
         strokes = layer(*size)
         paint(strokes, 10, 10, 200, 100)

@@ -9,7 +9,8 @@ and keeps what has.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -35,9 +36,16 @@ _STATES = {
 API_PARAMETERS = ("image_size", "background", "quality", "num_images", "output_format")
 
 
-def batch_area(service: RunService, shared: Shared, endpoint: Endpoint, form: Form) -> None:
+@dataclass
+class BatchArea:
+    """What the page's load needs: a browser's batch still under way is followed again."""
+
+    resume: Callable[[gr.Blocks], None]
+
+
+def batch_area(service: RunService, shared: Shared, endpoint: Endpoint, form: Form) -> BatchArea:
     """Layout and handlers; the form's controls are the batch's parameters."""
-    with gr.Accordion("Batch: many prompts at once", open=False, elem_id="t2i-batch"):
+    with gr.Accordion("Batch: many prompts at once", open=False, elem_id="t2i-batch") as area:
         with gr.Row():
             prompts = gr.Textbox(
                 label="Prompts: one per line, or a CSV with a prompt column",
@@ -158,6 +166,41 @@ def batch_area(service: RunService, shared: Shared, endpoint: Endpoint, form: Fo
 
     stop.click(stop_batch, None, None, api_visibility="private", queue=False)
 
+    history_outputs = len(shared.history_outputs)
+
+    async def follow_again(
+        browser_id: str, search: str, tab_filter: str, everyone: bool, request: gr.Request
+    ) -> AsyncIterator[Any]:
+        """A reopened page follows this browser's batch still under way (it went on
+        while no page was open): the area opens on its table, and History is
+        refreshed once it has ended. No batch, no update.
+        (`shared.history_inputs`: the browser's id, then the History tab's filters.)"""
+        unchanged = (gr.skip(),) * history_outputs
+        live = service.live_batch(browser_id)
+        if live is None:
+            yield (gr.skip(),) * 4 + unchanged
+            return
+        async for batch in service.follow_batch(live, request.session_hash):
+            images = batch.images() or None
+            yield (
+                gr.Accordion(open=True),
+                describe_batch(batch),
+                images,
+                batch.records(),
+                *unchanged,
+            )
+        history = await shared.show_history(browser_id, search, tab_filter, everyone)
+        yield (*(gr.skip(),) * 4, *history)
+
+    def resume(demo: gr.Blocks) -> None:
+        demo.load(
+            follow_again,
+            shared.history_inputs,
+            [area, status, gallery, records, *shared.history_outputs],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+
     api = form.api_inputs()
     gr.Button(visible=False, elem_id="t2i-batch-api").click(
         run_batch,
@@ -169,6 +212,7 @@ def batch_area(service: RunService, shared: Shared, endpoint: Endpoint, form: Fo
         outputs=[gallery, records, status],
         api_name="batch",
     )
+    return BatchArea(resume)
 
 
 def describe_batch(batch: Batch) -> str:

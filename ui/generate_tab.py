@@ -10,7 +10,7 @@ import gradio as gr
 
 from backend.endpoints import Endpoint
 from backend.service import RunService, StudioError
-from ui.batch_area import batch_area
+from ui.batch_area import BatchArea, batch_area
 from ui.controls import ResultPanel, Shared, result_panel, run_buttons
 from ui.forms import Form, parameter_controls, prompt_box
 from ui.runs import caller_of, for_api, for_page, run_outputs, wire_stop
@@ -26,6 +26,7 @@ SEED_PROMPT = (
 class GenerateTab:
     form: Form
     panel: ResultPanel
+    batch: BatchArea
 
 
 def generate_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> GenerateTab:
@@ -44,7 +45,7 @@ def generate_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> Gen
         label="Example from the API's documentation",
     )
 
-    batch_area(service, shared, endpoint, form)
+    batch = batch_area(service, shared, endpoint, form)
 
     async def generate_in_page(
         request: gr.Request, fal_key: str, browser_id: str, **values: Any
@@ -102,4 +103,4 @@ def generate_tab(service: RunService, shared: Shared, endpoint: Endpoint) -> Gen
         queue=False,
         show_progress="hidden",
     )
-    return GenerateTab(form, panel)
+    return GenerateTab(form, panel, batch)

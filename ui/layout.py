@@ -125,6 +125,7 @@ def build_demo(service: RunService) -> gr.Blocks:
         # Runs this browser left under way (a reload, a closed tab) are followed again.
         wire_resume(demo, service, endpoints.text_to_image.tab, generated.panel, shared)
         wire_resume(demo, service, endpoints.editing.tab, editing.panel, shared)
+        generated.batch.resume(demo)
         gr.on(
             [fal_key.change, demo.load],
             show_key,
