@@ -41,6 +41,11 @@ point_uploads_at(FAKE.rest_url, FAKE.cdn_url)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--live", action="store_true", help="run tests against the real fal.ai")
+    parser.addoption(
+        "--update-screenshots",
+        action="store_true",
+        help="write the README's screenshots (tests/screenshots/) instead of test-artifacts/",
+    )
 
 
 @pytest.fixture(scope="session")
