@@ -163,11 +163,12 @@ def history_panel(
         delete = gr.Button(
             "Delete selected run", size="sm", variant="stop", elem_id="history-delete"
         )
-    with gr.Row(equal_height=True):
+    # The buttons keep a button's height, level with the foot of the list beside them.
+    with gr.Row(equal_height=False, elem_classes=["pick-and-act"]):
         filters.interrupted.render()  # type: ignore[no-untyped-call]
         filters.fetch.render()  # type: ignore[no-untyped-call]
     history_status = gr.Markdown("", elem_id="history-status")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False, elem_classes=["pick-and-act"]):
         filters.export.render()  # type: ignore[no-untyped-call]
         export = gr.Button("Export selected as zip", size="sm", elem_id="history-export")
     exported = gr.File(label="Export", visible=False, elem_id="history-export-file")

@@ -51,6 +51,14 @@ footer { display: none !important; }
 }
 /* ...and the list is as tall as its rows (Gradio keeps 450 px for any gallery). */
 #history .grid-wrap.fixed-height:has(.thumbnail-item) { min-height: 0 !important; }
+/* A list to pick from and its button (History's export and fetch): the button keeps
+   a button's size, level with the foot of the list. */
+.pick-and-act { align-items: flex-end !important; }
+.pick-and-act > button {
+  flex-grow: 0 !important;
+  min-width: 200px !important;
+  margin-bottom: 14px;
+}
 
 /* A phone: the run and stop buttons of the open tab stay at the bottom of the
    screen (the form is long there, and the buttons sit below it), and the page
