@@ -13,13 +13,20 @@ import asyncio
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock (see _Claim)
+    fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
 
 FILE_NAME = "studio.sqlite3"
+LOCK_NAME = "studio.lock"
 
 # Migration N takes a file from version N-1 to N. Append only: never edit one
 # that has shipped, since files out there are already past it.
@@ -77,6 +84,7 @@ class Database:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / FILE_NAME
+        self._claim = _Claim(folder / LOCK_NAME)
         # One connection, used by one thread at a time (the lock): SQLite's own
         # locking then only ever sees this process as one writer.
         self._connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -85,6 +93,16 @@ class Database:
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA busy_timeout=5000")
             _migrate(self._connection)
+
+    @property
+    def alone(self) -> bool:
+        """No other app process is using this folder: runs the database says are under
+        way were left by a process that stopped (`History.recover` may mark them)."""
+        return self._claim.alone
+
+    def started(self) -> None:
+        """Start-up is over: from now on, a process starting on this folder sees this one."""
+        self._claim.share()
 
     @property
     def version(self) -> int:
@@ -130,6 +148,54 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+        self._claim.release()
+
+
+class _Claim:
+    """Every app process using a data folder holds a lock on its lock file while it
+    runs (flock, released by the system when the process ends, even by SIGKILL).
+
+    A starting process tries to take it exclusively: if it can, no other app
+    process is using the folder (`alone`), and holds it so until `share()`, after
+    its start-up recovery. Otherwise another process is running there (two
+    `python app.py` in one folder: Gradio takes the next port), and this one leaves
+    that process's runs alone. Either way it then holds the lock shared. Without
+    flock (Windows) every start counts as alone, as if each folder had one process.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.alone = True
+        self._file: IO[str] | None = None
+        if fcntl is None:
+            return
+        self._file = path.open("a")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.alone = False
+            self._share_within(10.0)
+
+    def share(self) -> None:
+        if fcntl is not None and self._file is not None and self.alone:
+            fcntl.flock(self._file, fcntl.LOCK_SH)
+
+    def _share_within(self, seconds: float) -> None:
+        # Another process may hold it exclusively for its start-up: wait that out,
+        # but never hang a start on it.
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_SH | fcntl.LOCK_NB)  # type: ignore[arg-type]
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing the file lets the lock go
+            self._file = None
 
 
 def _migrate(connection: sqlite3.Connection) -> None:

@@ -155,10 +155,18 @@ class RunService:
         # What the page reads of the history: per browser, or "All runs" locally.
         self.views = HistoryViews(self.history, settings, endpoints)
         # A crash left these runs unfinished: say so, and keep their fal request id.
-        if interrupted := self.history.recover():
+        # Only when no other app process uses the folder: its runs under way are its own.
+        if not self.database.alone:
+            log.info(
+                "another app process is using the data folder %s: its runs under way "
+                "are left to it",
+                self.database.path.parent,
+            )
+        elif interrupted := self.history.recover():
             log.info(
                 "%d run(s) left unfinished by the last stop are marked interrupted", interrupted
             )
+        self.database.started()
         # The browser's history id is kept encrypted in its local storage; with a
         # secret made anew at each start (Gradio's default), a restart would lose it.
         self.browser_id_secret = self.database.kept_secret("browser-id")

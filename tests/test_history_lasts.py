@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gradio_client import Client
 
 from tests.conftest import RunningApp, free_port, start_app, stop_app
 from tests.fakefal import Fault
@@ -265,4 +266,30 @@ def test_many_runs_at_once_are_all_recorded_without_a_locked_database(app_server
     )
     assert sorted(recorded) == sorted(zip(prompts, ["finished"] * 24, request_ids, strict=True))
     assert "database is locked" not in app_server.log_text()
+    assert_outputs_agree(app_dir)
+
+
+def test_a_second_app_on_the_same_data_folder_leaves_the_first_ones_runs_alone(fake, app_dir):
+    # `python app.py` twice in one folder: Gradio gives the second the next port, and
+    # both use ./studio-data. The second must not take the first's run under way for
+    # one a crash left (mark it interrupted, remove its half-saved files).
+    first = start_app(app_dir)
+    try:
+        fake.latency = 3.0
+        job = Client(first.url, verbose=False).submit(
+            prompt="a run the second app must leave alone", api_name="/generate"
+        )
+        [sub] = fake.wait_for_submissions(1)
+        second = start_app(app_dir)
+        try:
+            assert rows(app_dir, "SELECT status FROM runs") == [("running",)]
+            assert "another app process is using the data folder" in second.log_text()
+            gallery, _, _ = job.result(timeout=30)
+            assert len(gallery) == 1
+        finally:
+            stop_app(second)
+    finally:
+        stop_app(first)
+    assert sub.state == "COMPLETED" and not sub.cancelled
+    assert rows(app_dir, "SELECT status FROM runs") == [("finished",)]
     assert_outputs_agree(app_dir)
