@@ -160,7 +160,8 @@ class _Claim:
     its start-up recovery. Otherwise another process is running there (two
     `python app.py` in one folder: Gradio takes the next port), and this one leaves
     that process's runs alone. Either way it then holds the lock shared. Without
-    flock (Windows) every start counts as alone, as if each folder had one process.
+    flock (Windows, or a file system without locks) every start counts as alone, as
+    if each folder had one process.
     """
 
     def __init__(self, path: Path) -> None:
@@ -168,16 +169,22 @@ class _Claim:
         self._file: IO[str] | None = None
         if fcntl is None:
             return
-        self._file = path.open("a")
         try:
+            self._file = path.open("a")
             fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.alone = False
             self._share_within(10.0)
+        except OSError:
+            # A file system without locks (some network mounts): as without flock.
+            self.release()
 
     def share(self) -> None:
         if fcntl is not None and self._file is not None and self.alone:
-            fcntl.flock(self._file, fcntl.LOCK_SH)
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_SH)
+            except OSError:
+                self.release()
 
     def _share_within(self, seconds: float) -> None:
         # Another process may hold it exclusively for its start-up: wait that out,
@@ -191,6 +198,8 @@ class _Claim:
                 if time.monotonic() > deadline:
                     return
                 time.sleep(0.05)
+            except OSError:
+                return
 
     def release(self) -> None:
         if self._file is not None:

@@ -343,3 +343,25 @@ def test_a_result_file_and_its_fal_url_are_found_for_its_own_browser_only(store,
     found = run(store.fal_urls("browser-a", [kept[0], "/elsewhere.png"]))
     assert found == {kept[0]: "https://fal.media/x-1.png"}
     assert run(store.fal_urls("browser-b", kept)) == {}
+
+
+def test_a_folder_in_use_by_another_database_is_not_alone(tmp_path):
+    # What a second app process sees: the first holds studio.lock (shared, once
+    # started); the second cannot take it alone, so it leaves the first's runs be.
+    # (flock locks belong to each open file, so two Database objects in one process
+    # meet as two processes would.)
+    first = Database(tmp_path)
+    assert first.alone
+    first.started()
+    second = Database(tmp_path)
+    try:
+        assert not second.alone
+        second.started()
+    finally:
+        second.close()
+        first.close()
+    third = Database(tmp_path)  # both gone, as after a crash: alone again
+    try:
+        assert third.alone
+    finally:
+        third.close()
