@@ -273,23 +273,30 @@ def test_a_second_app_on_the_same_data_folder_leaves_the_first_ones_runs_alone(f
     # `python app.py` twice in one folder: Gradio gives the second the next port, and
     # both use ./studio-data. The second must not take the first's run under way for
     # one a crash left (mark it interrupted, remove its half-saved files).
+    # The first's request is held at fal until a second request runs beside it (the
+    # fake's gate), so it is under way however long the second app takes to start.
+    fake.gate(2, timeout=60)
     first = start_app(app_dir)
     try:
-        fake.latency = 3.0
         job = Client(first.url, verbose=False).submit(
             prompt="a run the second app must leave alone", api_name="/generate"
         )
-        [sub] = fake.wait_for_submissions(1)
+        fake.wait_for_submissions(1)
         second = start_app(app_dir)
         try:
             assert rows(app_dir, "SELECT status FROM runs") == [("running",)]
             assert "another app process is using the data folder" in second.log_text()
-            gallery, _, _ = job.result(timeout=30)
-            assert len(gallery) == 1
+            # A run of the second app opens the gate: both finish.
+            other = Client(second.url, verbose=False).submit(
+                prompt="the second app's own run", api_name="/generate"
+            )
+            for call in (job, other):
+                gallery, _, _ = call.result(timeout=60)
+                assert len(gallery) == 1
         finally:
             stop_app(second)
     finally:
         stop_app(first)
-    assert sub.state == "COMPLETED" and not sub.cancelled
-    assert rows(app_dir, "SELECT status FROM runs") == [("finished",)]
+    assert all(s.state == "COMPLETED" and not s.cancelled for s in fake.submissions)
+    assert sorted(rows(app_dir, "SELECT status FROM runs")) == [("finished",), ("finished",)]
     assert_outputs_agree(app_dir)
