@@ -415,7 +415,7 @@ class RunService:
             return
         finally:
             self._live.pop(live.run_id, None)
-            self._detach(live)
+            self._detach(live.stop)
         live.end(None)
 
     async def _keep(self, run_id: str, result: GenerationResult) -> None:
@@ -492,8 +492,9 @@ class RunService:
             if live.session == session and not live.reached_fal and live.task is not None:
                 live.task.cancel()
 
-    def _detach(self, live: LiveRun) -> None:
-        for slot in [slot for slot, stop in self._stops.items() if stop is live.stop]:
+    def _detach(self, signal: asyncio.Event) -> None:
+        """No page's Stop button ends this run or batch any more (it has ended)."""
+        for slot in [slot for slot, stop in self._stops.items() if stop is signal]:
             del self._stops[slot]
 
     async def _in_turn(
@@ -760,8 +761,7 @@ class RunService:
                 if item.state == "waiting":
                     item.state = "stopped"
             self._batches.pop(batch.batch_id, None)
-            for slot in [slot for slot, stop in self._stops.items() if stop is live.stop]:
-                del self._stops[slot]
+            self._detach(live.stop)
 
     def comparison_jobs(
         self,
